@@ -1,0 +1,1 @@
+"""Analysis of benchmark results: aggregate RL metrics with stratified-bootstrap confidence intervals."""

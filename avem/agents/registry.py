@@ -1,0 +1,84 @@
+"""The agent registry: a name -> (class, config dataclass, description, default overrides).
+
+Adding an agent is one class plus one ``register(...)`` call (see README, "Adding a baseline").
+Unknown names fail loudly and list what exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One registry entry."""
+
+    name: str
+    factory: Callable[..., Any]
+    """``factory(obs_space, act_space, cfg, seed) -> Agent`` (usually the agent class)."""
+    config_cls: type
+    """Frozen dataclass holding every hyperparameter, one docstring per field."""
+    description: str
+    """One line for ``avem agents``."""
+    defaults: dict = field(default_factory=dict)
+    """Overrides of ``config_cls`` defaults for this entry (variants share one config class)."""
+
+    def make_config(self, overrides: dict | None = None):
+        """The entry's config with ``defaults`` then ``overrides`` applied (already typed)."""
+        values = {**self.defaults, **(overrides or {})}
+        cfg = self.config_cls(**values)
+        validate = getattr(cfg, "validate", None)
+        if validate is not None:
+            validate()
+        return cfg
+
+
+_REGISTRY: dict[str, AgentSpec] = {}
+
+
+def register(name: str, factory, config_cls: type, description: str, **defaults) -> AgentSpec:
+    """Register an agent under ``name``. ``defaults`` override fields of ``config_cls``."""
+    if name in _REGISTRY:
+        raise ValueError(f"agent {name!r} is already registered")
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_cls for {name!r} must be a dataclass, got {config_cls!r}")
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise ValueError(f"agent {name!r}: defaults name unknown config fields {unknown}; known: {sorted(known)}")
+    spec = AgentSpec(name, factory, config_cls, description, dict(defaults))
+    _REGISTRY[name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove an entry (tests register throwaway agents)."""
+    _REGISTRY.pop(name, None)
+
+
+def get(name: str) -> AgentSpec:
+    """The entry for ``name``; raises ``KeyError`` listing every registered agent."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown agent {name!r}; registered agents: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def names() -> list[str]:
+    """Every registered agent name, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def build(name: str, obs_space: gym.Space, act_space: gym.Space, cfg, seed: int):
+    """Instantiate the agent ``name`` with a resolved config."""
+    return get(name).factory(obs_space, act_space, cfg, seed)
+
+
+def _load_builtin() -> None:
+    # Importing the package registers the built-in agents (each module calls ``register``).
+    import avem.agents  # noqa: F401

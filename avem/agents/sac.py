@@ -1,0 +1,97 @@
+"""Soft actor-critic on (optionally frame-stacked) observations, and its full-state oracle.
+
+``sac`` is the model-free, uniform-prior corner of the AVEM bound (objective.md): no latent
+model, q(a|x) an amortised policy, KL(q(a)||U) = -entropy + const. ``frame_stack > 1`` gives
+it a short history on partially observed tasks. ``sac-state`` is the same agent with
+``oracle_state=True``: the training loop then feeds it the FULL state on any task (an upper
+reference, labelled as an oracle in figures).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from avem.agents.base import obs_dim
+from avem.agents.registry import register
+from avem.nets.actor_critic import ActorCriticConfig, SoftActorCritic
+from avem.train.replay import ReplayBuffer
+
+
+@dataclass(frozen=True)
+class SACConfig(ActorCriticConfig):
+    """SAC hyperparameters (actor-critic fields inherited)."""
+
+    batch_size: int = 256
+    """Transitions per gradient update."""
+    frame_stack: int = 1
+    """Number of most recent observations concatenated into the policy/critic input."""
+    updates_per_step: int = 1
+    """Gradient updates per agent step (update-to-data ratio)."""
+    oracle_state: bool = False
+    """Train and evaluate on the FULL state observation whatever the task's obs mode (oracle)."""
+
+    tiny_overrides: ClassVar[dict] = {"hidden": 32, "batch_size": 32}
+    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+
+    def validate(self) -> None:
+        if self.frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
+        if self.batch_size < 1 or self.updates_per_step < 0:
+            raise ValueError("batch_size must be >= 1 and updates_per_step >= 0")
+
+
+class SACAgent:
+    """``obs: (obs_dim,)`` -> stacked ``(frame_stack * obs_dim,)`` features -> squashed Gaussian action."""
+
+    def __init__(self, obs_space, act_space, cfg: SACConfig, seed: int):
+        if len(obs_space.shape) != 1:
+            raise ValueError(f"sac takes flat vector observations, got shape {obs_space.shape}; "
+                             "use a state/pos/flicker/noisy/distract task or a model-based agent for pixels")
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg, self.gen)
+
+    def initial_state(self):
+        return None
+
+    def act(self, obs: np.ndarray, state, explore: bool):
+        """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
+        obs = np.asarray(obs, np.float32)
+        state = np.repeat(obs[None], self.cfg.frame_stack, 0) if state is None else np.concatenate([state[1:], obs[None]])
+        with torch.no_grad():
+            dist = self.ac.actor(torch.from_numpy(state.reshape(1, -1)))
+            a = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
+        return a[0].numpy().astype(np.float32), state
+
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        k, cfg = self.cfg.frame_stack, self.cfg
+        metrics: dict[str, float] = {}
+        for _ in range(cfg.updates_per_step):
+            b = {key: torch.from_numpy(v) for key, v in buffer.sample(self.rng, cfg.batch_size, k + 1).items()}
+            obs = b["obs"]
+            feat, next_feat = obs[:, :k].flatten(1), obs[:, 1:].flatten(1)
+            discount = 1.0 - b["is_terminal"][:, k].float()
+            metrics = self.ac.update(feat, b["action"][:, k], b["reward"][:, k], next_feat, discount)
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"nets": self.ac.state_dict(), "optim": self.ac.optim_state(),
+                "gen": self.gen.get_state(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ac.load_state_dict(state["nets"])
+        self.ac.load_optim_state(state["optim"])
+        self.gen.set_state(state["gen"])
+        self.rng.bit_generator.state = state["rng"]
+
+
+register("sac", SACAgent, SACConfig,
+         "Soft actor-critic on the task's observations (frame stack 3): model-free, uniform action prior",
+         frame_stack=3)
+register("sac-state", SACAgent, SACConfig,
+         "ORACLE: soft actor-critic given the full state on any task (upper reference)",
+         oracle_state=True)

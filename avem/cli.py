@@ -1,0 +1,69 @@
+"""``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``.
+
+Every argument is validated (config resolved, output directory inspected) before anything is
+written; errors exit with status 2 and a one-line message.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avem", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list task ids (DOMAIN-TASK-OBS)")
+    sub.add_parser("agents", help="list registered agents with a one-line description")
+    for name, helptext in (("train", "train and evaluate one agent on one task"),
+                           ("config", "print the fully resolved configuration and exit")):
+        t = sub.add_parser(name, help=helptext)
+        t.add_argument("--agent", required=True, help="registered agent name (avem agents)")
+        t.add_argument("--task", required=True, help="task id, e.g. cartpole-swingup-pos (avem tasks)")
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--steps", type=int, default=100_000, help="budget in SIMULATOR steps")
+        t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a hyperparameter (repeatable); unknown keys are an error")
+        if name == "train":
+            t.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `avem tasks | head` exits quietly
+    args = _parser().parse_args(argv)
+    from avem.agents import registry
+
+    if args.command == "tasks":
+        from avem.envs import list_tasks
+        print("\n".join(list_tasks()))
+        return 0
+    if args.command == "agents":
+        width = max(map(len, registry.names()))
+        for name in registry.names():
+            print(f"{name:<{width}}  {registry.get(name).description}")
+        return 0
+
+    from avem.train import config as cfgmod
+    from avem.train import rundir
+    try:
+        run, agent_cfg = cfgmod.resolve(args.agent, args.task, args.seed, args.steps, cfgmod.parse_sets(args.sets))
+        if args.command == "config":
+            print(yaml.safe_dump(cfgmod.to_dict(run, agent_cfg), sort_keys=False), end="")
+            return 0
+        rundir.check_existing(Path(args.out), cfgmod.to_dict(run, agent_cfg))
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"avem: error: {msg}", file=sys.stderr)
+        return 2
+    from avem.train.loop import train
+    result = train(run, agent_cfg, args.out)
+    print(f"{args.out}: {result.get('status')} (final eval return {result.get('final_eval_return')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Recurrent state-space model (PlaNet / Dreamer RSSM) on vector observations.
+
+Deterministic path ``h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])``, stochastic Gaussian latent
+``z_t``, transition prior ``p(z_t | h_t)``, filtering posterior ``q(z_t | h_t, x_t)``, and a
+likelihood ``p(x_t, r_t | h_t, z_t)`` with Gaussian observation and reward decoders of fixed
+standard deviation. Features are ``[h_t, z_t]`` (``feat_dim = deter + stoch``).
+
+Rows follow the replay convention (``avem.train.replay``): row t holds ``x_t``, the action
+``a_{t-1}`` that led to it, the reward ``r_t`` that came with it and ``is_first``. So the model
+step at row t consumes ``a_{t-1}`` and explains ``(x_t, r_t)``; the reward on an episode's first
+row is a placeholder and is masked out of every likelihood.
+
+API (shapes: B batch, L sequence length, H horizon; a state is a dict of (B, .) tensors with
+keys ``deter, stoch, mean, std``):
+
+- ``initial(B)`` -> zero state.
+- ``obs_step(state, prev_action, embed, is_first, gen, sample)`` -> ``(posterior, prior)``.
+- ``img_step(state, action, gen, sample)`` -> prior state (imagination).
+- ``observe(obs (B,L,O), actions (B,L,A), is_first (B,L), gen)`` -> ``(post, prior)`` with
+  (B, L, .) tensors; ``feat(post)`` -> (B, L, F).
+- ``imagine(start, policy, horizon, gen)`` -> dict of (B, H, .) tensors incl. ``feat``, ``action``.
+- ``log_likelihood(feat, obs, reward, reward_mask)`` -> ``(log p(x|.), log p(r|.))``.
+- ``loss(obs, actions, reward, is_first, gen, iw_samples, beta_ml)`` -> ``ModelLoss``: the
+  per-term dict, the scales, the scalar total, metrics and the posterior.
+
+Both ``PlaNet``/``Dreamer`` baselines (ELBO, ``iw_samples=0``) and AVEM (marginal-likelihood
+term, ``iw_samples=K``) use this class unchanged; only the config differs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from avem.nets.mlp import mlp
+from avem.objective import free_nats, gaussian_kl, gaussian_log_prob, iw_log_marginal, weighted_sum
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RSSMConfig:
+    """Hyperparameters of the RSSM and of its optimiser."""
+
+    deter: int = 200
+    """Size of the deterministic GRU state h_t."""
+    stoch: int = 30
+    """Size of the stochastic Gaussian latent z_t."""
+    model_hidden: int = 200
+    """Width of the model's hidden layers (encoder, transition, posterior, decoders)."""
+    min_std: float = 0.1
+    """Lower bound added to the softplus standard deviation of prior and posterior."""
+    free_nats: float = 1.0
+    """Free nats on the batch-mean KL(q(z)||p(z)); PlaNet uses 3.0, AVEM's default is 1.0 (DreamerV2/V3)."""
+    kl_balance: float = 0.8
+    """Fraction of the KL gradient that trains the prior (DreamerV2); 0.5 is the plain ELBO gradient. The KL value is unchanged."""
+    kl_scale: float = 1.0
+    """Scale of the KL(q(z)||p(z)) term in the model loss (1.0 = the bound)."""
+    obs_std: float = 1.0
+    """Fixed standard deviation of the Gaussian observation likelihood."""
+    reward_std: float = 1.0
+    """Fixed standard deviation of the Gaussian reward likelihood."""
+    model_lr: float = 6e-4
+    """Adam learning rate of the model (generative agents)."""
+    model_grad_clip: float = 100.0
+    """Gradient-norm clip of the model update."""
+
+
+def _split_stats(x: torch.Tensor, min_std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, raw = x.chunk(2, dim=-1)
+    return mean, F.softplus(raw) + min_std
+
+
+def _sample(mean: torch.Tensor, std: torch.Tensor, gen: torch.Generator | None, sample: bool) -> torch.Tensor:
+    if not sample:
+        return mean
+    return mean + std * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
+
+
+@dataclass
+class ModelLoss:
+    """What ``RSSM.loss`` returns."""
+
+    total: torch.Tensor
+    """Scalar loss ``sum_k scales[k] * terms[k]`` (to minimise)."""
+    terms: dict[str, torch.Tensor]
+    """Scalar loss terms: ``cll`` (-log-likelihood), ``kl_z`` (free-nats KL), ``mll`` (+IW log marginal)."""
+    scales: dict[str, float]
+    """Per-term scales (same keys as ``terms``)."""
+    metrics: dict[str, float]
+    """Logged values of the bound's terms (per step, batch mean, unclipped)."""
+    post: State
+    """Posterior states (B, L, .), with the graph (detach before feeding a critic)."""
+    prior: State
+    """Prior statistics (B, L, .)."""
+
+
+class RSSM(nn.Module):
+    """``obs_dim``-dimensional vector observations, ``act_dim`` actions in [-1, 1]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: RSSMConfig):
+        super().__init__()
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
+        d, s, h = cfg.deter, cfg.stoch, cfg.model_hidden
+        self.feat_dim = d + s
+        self.encoder = mlp(obs_dim, h, h, 1, nn.ELU)
+        self.img_in = nn.Sequential(nn.Linear(s + act_dim, h), nn.ELU())
+        self.gru = nn.GRUCell(h, d)
+        self.prior_net = mlp(d, 2 * s, h, 1, nn.ELU)
+        self.post_net = mlp(d + h, 2 * s, h, 1, nn.ELU)
+        self.obs_decoder = mlp(d + s, obs_dim, h, 2, nn.ELU)
+        self.reward_decoder = mlp(d + s, 1, h, 2, nn.ELU)
+
+    # ---- single steps -------------------------------------------------------------------
+    def initial(self, batch: int) -> State:
+        z = torch.zeros(batch, self.cfg.stoch)
+        return {"deter": torch.zeros(batch, self.cfg.deter), "stoch": z, "mean": z, "std": torch.ones_like(z)}
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(..., O) -> (..., model_hidden)``."""
+        return self.encoder(obs)
+
+    def prior_stats(self, deter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split_stats(self.prior_net(deter), self.cfg.min_std)
+
+    def img_step(self, state: State, action: torch.Tensor, gen: torch.Generator | None = None,
+                 sample: bool = True) -> State:
+        """Prior transition ``(state at t, a_t) -> state at t+1`` with ``z ~ p(z|h)``."""
+        x = self.img_in(torch.cat([state["stoch"], action], -1))
+        deter = self.gru(x, state["deter"])
+        mean, std = self.prior_stats(deter)
+        return {"deter": deter, "stoch": _sample(mean, std, gen, sample), "mean": mean, "std": std}
+
+    def obs_step(self, state: State, prev_action: torch.Tensor, embed: torch.Tensor,
+                 is_first: torch.Tensor, gen: torch.Generator | None = None,
+                 sample: bool = True) -> tuple[State, State]:
+        """Filter one row: reset where ``is_first`` (B,), step the prior with ``a_{t-1}``, condition on ``x_t``."""
+        keep = (1.0 - is_first.float()).unsqueeze(-1)
+        state = {k: v * keep for k, v in state.items()}
+        prior = self.img_step(state, prev_action * keep, gen, sample=False)
+        mean, std = _split_stats(self.post_net(torch.cat([prior["deter"], embed], -1)), self.cfg.min_std)
+        post = {"deter": prior["deter"], "stoch": _sample(mean, std, gen, sample), "mean": mean, "std": std}
+        return post, prior
+
+    @staticmethod
+    def feat(state: State) -> torch.Tensor:
+        """``[h, z]``: (..., deter + stoch)."""
+        return torch.cat([state["deter"], state["stoch"]], -1)
+
+    # ---- sequences ----------------------------------------------------------------------
+    def observe(self, obs: torch.Tensor, actions: torch.Tensor, is_first: torch.Tensor,
+                gen: torch.Generator | None = None, state: State | None = None,
+                sample: bool = True) -> tuple[State, State]:
+        """Filter a batch of windows: ``obs (B,L,O), actions (B,L,A), is_first (B,L)`` -> (post, prior) (B,L,.).
+
+        A window that does not start an episode starts from the zero state (as Dreamer does).
+        """
+        b, length = obs.shape[:2]
+        state = self.initial(b) if state is None else state
+        embeds = self.embed(obs)
+        posts, priors = [], []
+        for t in range(length):
+            post, prior = self.obs_step(state, actions[:, t], embeds[:, t], is_first[:, t], gen, sample)
+            posts.append(post)
+            priors.append(prior)
+            state = post
+        stack = lambda seq: {k: torch.stack([s[k] for s in seq], 1) for k in seq[0]}  # noqa: E731
+        return stack(posts), stack(priors)
+
+    def imagine(self, start: State, policy: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor,
+                horizon: int, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Roll the prior forward ``horizon`` steps from ``start`` (B, .).
+
+        ``policy``: a callable ``feat (B, F) -> action (B, A)``, or fixed actions ``(B, H, A)``.
+        Returns (B, H, .) tensors: the imagined states, ``feat``, ``action`` (the action taken
+        in the state BEFORE each imagined step) and ``reward`` (decoder mean).
+        """
+        state, out = start, []
+        for t in range(horizon):
+            action = policy[:, t] if isinstance(policy, torch.Tensor) else policy(self.feat(state))
+            state = self.img_step(state, action, gen)
+            out.append({**state, "action": action})
+        traj = {k: torch.stack([s[k] for s in out], 1) for k in out[0]}
+        traj["feat"] = self.feat(traj)
+        traj["reward"] = self.reward_decoder(traj["feat"]).squeeze(-1)
+        return traj
+
+    # ---- likelihoods and losses ---------------------------------------------------------
+    def decode(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Likelihood means: ``feat (..., F) -> (obs (..., O), reward (...))``."""
+        return self.obs_decoder(feat), self.reward_decoder(feat).squeeze(-1)
+
+    def log_likelihood(self, feat: torch.Tensor, obs: torch.Tensor, reward: torch.Tensor,
+                       reward_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log p(x|h,z), mask * log p(r|h,z))``, each (...), for ``feat (..., F)``."""
+        obs_mean, reward_mean = self.decode(feat)
+        ll_obs = gaussian_log_prob(obs, obs_mean, self.cfg.obs_std)
+        ll_rew = gaussian_log_prob(reward.unsqueeze(-1), reward_mean.unsqueeze(-1), self.cfg.reward_std)
+        return ll_obs, ll_rew * reward_mask
+
+    def iw_marginal(self, post: State, prior: State, obs: torch.Tensor, reward: torch.Tensor,
+                    reward_mask: torch.Tensor, k: int, gen: torch.Generator | None) -> torch.Tensor:
+        """One-step predictive ``log p(x_t, r_t | past)`` by importance sampling with K draws from q: (...).
+
+        ``log (1/K) sum_k p(x,r|h,z^k) p(z^k|h) / q(z^k|h,x)``, ``z^k ~ q`` (reparameterised).
+        """
+        mean, std = post["mean"], post["std"]
+        z = mean + std * torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype)
+        deter = post["deter"].expand(k, *post["deter"].shape)
+        feat = torch.cat([deter, z], -1)
+        ll_obs, ll_rew = self.log_likelihood(feat, obs.expand(k, *obs.shape), reward.expand(k, *reward.shape),
+                                             reward_mask)
+        log_w = ll_obs + ll_rew + gaussian_log_prob(z, prior["mean"], prior["std"]) - gaussian_log_prob(z, mean, std)
+        return iw_log_marginal(log_w)
+
+    def kl_loss(self, post: State, prior: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """(free-nats, balanced KL loss term (scalar), per-step KL(q||p) (B, L))."""
+        cfg = self.cfg
+        kl = gaussian_kl(post["mean"], post["std"], prior["mean"], prior["std"])
+        if cfg.kl_balance == 0.5:
+            return free_nats(kl.mean(), cfg.free_nats), kl
+        sg = lambda s: {k: v.detach() for k, v in s.items()}  # noqa: E731
+        kl_prior = gaussian_kl(sg(post)["mean"], sg(post)["std"], prior["mean"], prior["std"]).mean()
+        kl_post = gaussian_kl(post["mean"], post["std"], sg(prior)["mean"], sg(prior)["std"]).mean()
+        loss = cfg.kl_balance * free_nats(kl_prior, cfg.free_nats) + (1 - cfg.kl_balance) * free_nats(kl_post, cfg.free_nats)
+        return loss, kl
+
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor, reward: torch.Tensor, is_first: torch.Tensor,
+             gen: torch.Generator | None = None, iw_samples: int = 0, beta_ml: float = 0.0) -> ModelLoss:
+        """Model loss on windows ``obs (B,L,O), actions (B,L,A), reward (B,L), is_first (B,L)``.
+
+        ``iw_samples = 0``: the conventional ELBO, terms ``{cll, kl_z}``. ``iw_samples = K > 0``
+        adds ``mll = +log p(x, r | past)`` (IW estimate) with scale ``beta_ml``: the bound's
+        ``-log p(x_t, r_t | past)`` enters the LOSS with a plus sign. ``beta_ml = 0`` gives
+        exactly the ELBO path's total.
+        """
+        post, prior = self.observe(obs, actions, is_first, gen)
+        mask = 1.0 - is_first.float()
+        ll_obs, ll_rew = self.log_likelihood(self.feat(post), obs, reward, mask)
+        cll = ll_obs + ll_rew
+        kl_term, kl = self.kl_loss(post, prior)
+        terms = {"cll": -cll.mean(), "kl_z": kl_term}
+        scales = {"cll": 1.0, "kl_z": self.cfg.kl_scale}
+        metrics = {"cll": cll.mean().item(), "cll_obs": ll_obs.mean().item(),
+                   "cll_reward": (ll_rew.sum() / mask.sum().clamp(min=1)).item(),
+                   "kl_z": kl.mean().item(), "elbo": (cll - kl).mean().item()}
+        if iw_samples > 0:
+            mll = self.iw_marginal(post, prior, obs, reward, mask, iw_samples, gen)
+            terms["mll"] = mll.mean()
+            scales["mll"] = float(beta_ml)
+            metrics.update({"mll": mll.mean().item(), "info_gain": (cll - mll).mean().item(),
+                            "beta_ml": float(beta_ml)})
+        total = weighted_sum(terms, scales)
+        metrics["model_loss"] = total.item()
+        return ModelLoss(total, terms, scales, metrics, post, prior)

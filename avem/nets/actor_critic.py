@@ -1,0 +1,185 @@
+"""Soft actor-critic on feature vectors: the model-free, uniform-prior corner of the bound.
+
+Shared by ``sac`` (features = stacked observations), the AVEM family (features = latent
+state) and ``sac-state``. With ``log_prior=None`` the action prior is uniform on the box and
+the update is standard SAC (Haarnoja et al. 2018, twin Q, target networks, learned
+temperature); the uniform prior's constant ``d log 2`` is dropped from the targets (it shifts
+Q by a constant and changes no gradient). With a learned prior ``log_prior(feat, a)`` the
+entropy bonus becomes ``-alpha KL(q(a|z) || p_a(a|z))``: KL-regularised soft RL.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from avem.nets.distributions import TanhNormal
+from avem.nets.mlp import mlp
+
+LogPrior = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """Hyperparameters of the soft actor-critic (shared by every agent that has a critic)."""
+
+    hidden: int = 256
+    """Width of actor and critic hidden layers."""
+    depth: int = 2
+    """Number of hidden layers of actor and critic."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the twin Q networks (and of any encoder trained through them)."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(temperature)."""
+    init_temperature: float = 0.1
+    """Initial temperature alpha (weight of the action KL / entropy term)."""
+    learn_temperature: bool = True
+    """Tune alpha so that the policy entropy tracks ``target_entropy``."""
+    target_entropy: float | None = None
+    """Entropy target; None means -act_dim (Haarnoja et al. 2018)."""
+    gamma: float = 0.99
+    """Discount per agent step."""
+    tau: float = 0.005
+    """Polyak rate of the target critic."""
+    target_update_every: int = 2
+    """Update the target critic every this many updates."""
+    actor_update_every: int = 1
+    """Update actor and temperature every this many critic updates."""
+    log_std_min: float = -5.0
+    """Lower bound of the policy's pre-squash log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper bound of the policy's pre-squash log standard deviation."""
+
+
+class Actor(nn.Module):
+    """``feat: (B, F) -> TanhNormal over (B, act_dim)``."""
+
+    def __init__(self, feat_dim: int, act_dim: int, cfg: ActorCriticConfig):
+        super().__init__()
+        self.net = mlp(feat_dim, 2 * act_dim, cfg.hidden, cfg.depth)
+        self.log_std_min, self.log_std_max = cfg.log_std_min, cfg.log_std_max
+
+    def forward(self, feat: torch.Tensor) -> TanhNormal:
+        mean, log_std = self.net(feat).chunk(2, dim=-1)
+        log_std = torch.tanh(log_std)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
+        return TanhNormal(mean, log_std.exp())
+
+
+class TwinQ(nn.Module):
+    """``(feat: (B, F), action: (B, A)) -> (q1: (B,), q2: (B,))``."""
+
+    def __init__(self, feat_dim: int, act_dim: int, cfg: ActorCriticConfig):
+        super().__init__()
+        self.q1 = mlp(feat_dim + act_dim, 1, cfg.hidden, cfg.depth)
+        self.q2 = mlp(feat_dim + act_dim, 1, cfg.hidden, cfg.depth)
+
+    def forward(self, feat: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([feat, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class SoftActorCritic(nn.Module):
+    """Actor, twin critic, target critic and temperature, with their optimisers.
+
+    ``extra_critic_params``: parameters (e.g. an observation encoder) trained by the critic
+    loss, as in recurrent SAC / SAC-AE.
+    """
+
+    def __init__(self, feat_dim: int, act_dim: int, cfg: ActorCriticConfig,
+                 generator: torch.Generator, extra_critic_params=()):
+        super().__init__()
+        self.cfg, self.act_dim, self.gen = cfg, act_dim, generator
+        self.actor = Actor(feat_dim, act_dim, cfg)
+        self.critic = TwinQ(feat_dim, act_dim, cfg)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *extra_critic_params], lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.num_updates = 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp().detach()
+
+    def _kl_a(self, feat, action, log_q, log_prior: LogPrior | None) -> torch.Tensor:
+        """Per-sample ``log q(a|z) - log p_a(a|z)``: (B,). Uniform prior: ``log q`` (constant dropped)."""
+        return log_q if log_prior is None else log_q - log_prior(feat, action)
+
+    def critic_loss(self, feat, action, reward, next_feat, discount,
+                    log_prior: LogPrior | None = None) -> tuple[torch.Tensor, dict]:
+        """Soft Bellman error. ``feat, next_feat: (B, F)``, ``action: (B, A)``, ``reward, discount: (B,)``."""
+        with torch.no_grad():
+            next_a, next_logq = self.actor(next_feat).rsample_with_log_prob(self.gen)
+            tq1, tq2 = self.critic_target(next_feat, next_a)
+            soft_v = torch.min(tq1, tq2) - self.alpha * self._kl_a(next_feat, next_a, next_logq, log_prior)
+            target = reward + discount * self.cfg.gamma * soft_v
+        q1, q2 = self.critic(feat, action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}
+
+    def actor_loss(self, feat, log_prior: LogPrior | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """``feat: (B, F)`` (detached). Returns (actor loss, log q of the samples, metrics)."""
+        a, log_q = self.actor(feat).rsample_with_log_prob(self.gen)
+        q1, q2 = self.critic(feat, a)
+        kl = self._kl_a(feat, a, log_q, log_prior)
+        loss = (self.alpha * kl - torch.min(q1, q2)).mean()
+        return loss, log_q.detach(), {"actor_loss": loss.item(), "kl_a": kl.mean().item(),
+                                      "entropy": -log_q.mean().item()}
+
+    def update(self, feat, action, reward, next_feat, discount,
+               log_prior: LogPrior | None = None) -> dict[str, float]:
+        """One SAC update (critic, then every ``actor_update_every`` the actor and alpha)."""
+        cfg = self.cfg
+        loss, metrics = self.critic_loss(feat, action, reward, next_feat, discount, log_prior)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        if self.num_updates % cfg.actor_update_every == 0:
+            metrics.update(self.update_actor(feat.detach(), log_prior))
+        if self.num_updates % cfg.target_update_every == 0:
+            soft_update(self.critic_target, self.critic, cfg.tau)
+        self.num_updates += 1
+        return metrics
+
+    def update_actor(self, feat, log_prior: LogPrior | None = None) -> dict[str, float]:
+        """Policy step and (if learned) temperature step on detached features ``(B, F)``."""
+        self.critic.requires_grad_(False)
+        loss, log_q, metrics = self.actor_loss(feat, log_prior)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+        if self.cfg.learn_temperature:
+            alpha_loss = -(self.log_alpha * (log_q + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+        metrics["alpha"] = self.alpha.item()
+        return metrics
+
+    def optim_state(self) -> dict:
+        return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
+                "alpha": self.alpha_opt.state_dict(), "num_updates": self.num_updates}
+
+    def load_optim_state(self, state: dict) -> None:
+        self.actor_opt.load_state_dict(state["actor"])
+        self.critic_opt.load_state_dict(state["critic"])
+        self.alpha_opt.load_state_dict(state["alpha"])
+        self.num_updates = state["num_updates"]
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) target + tau source``."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)

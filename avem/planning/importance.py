@@ -1,0 +1,67 @@
+"""Action inference by self-normalised importance sampling: ``q*(u) ∝ p_a(u) exp(R(u) / alpha)``.
+
+This is the closed-form maximiser of ``E_q[R] - alpha KL(q || p_a)`` (objective.md, Eq. 10),
+approximated by a diagonal Gaussian over the pre-squash action u (MPPI / CEM family):
+
+- iteration 0 draws from the prior itself, so the weights are ``exp(R / alpha)`` (MPPI with
+  the prior as proposal; a uniform prior gives from-scratch MPPI);
+- each later iteration draws from the Gaussian fitted so far and corrects by the proposal
+  ratio, ``w ∝ p_a(u) exp(R(u)/alpha) / q_i(u)`` (adaptive importance sampling), so the fit
+  converges to the moments of q* rather than collapsing onto the best sample as CEM would;
+- the fit is weighted moment matching (the Gaussian minimising ``KL(q* || q)``), with the
+  standard deviation floored at ``min_std``.
+
+``return_fn(u: (N, A)) -> (R: (N,), extras: dict of (N,) tensors)``; the extras (e.g. the
+imagined information gain) are reported as their weighted means under the final weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from avem.objective import effective_sample_size, gaussian_log_prob, normalized_weights
+
+
+class ActionPrior(Protocol):
+    def sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor: ...
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class ActionPosterior:
+    """The inferred ``q(a_t) = TanhNormal(mean, std)`` and diagnostics of the last iteration."""
+
+    mean: torch.Tensor
+    """(A,) pre-squash mean."""
+    std: torch.Tensor
+    """(A,) pre-squash standard deviation."""
+    expected_return: float
+    """``sum_n w_n R_n``: the estimated bound under q (last iteration)."""
+    ess: float
+    """Effective sample size of the last iteration's weights, as a fraction of N."""
+    extras: dict[str, float] = field(default_factory=dict)
+    """Weighted means of ``return_fn``'s extras."""
+
+
+def infer_action_posterior(prior: ActionPrior, return_fn: Callable, alpha: float, num_samples: int,
+                           iterations: int, gen: torch.Generator | None, min_std: float = 1e-3) -> ActionPosterior:
+    """``iterations`` rounds of importance sampling with ``num_samples`` candidates each (see module doc)."""
+    if iterations < 1 or num_samples < 2:
+        raise ValueError(f"need iterations >= 1 and num_samples >= 2, got {iterations}, {num_samples}")
+    mean = std = None
+    for i in range(iterations):
+        if i == 0:
+            u = prior.sample(num_samples, gen)
+            log_ratio = torch.zeros(num_samples)
+        else:
+            u = mean + std * torch.randn((num_samples, *mean.shape), generator=gen, dtype=mean.dtype)
+            log_ratio = prior.log_prob(u) - gaussian_log_prob(u, mean, std)
+        ret, extras = return_fn(u)
+        w = normalized_weights(log_ratio + ret / alpha)
+        mean = (w.unsqueeze(-1) * u).sum(0)
+        var = (w.unsqueeze(-1) * (u - mean).pow(2)).sum(0)
+        std = var.sqrt().clamp(min=min_std)
+    return ActionPosterior(mean, std, float((w * ret).sum()), float(effective_sample_size(w)),
+                           {k: float((w * v).sum()) for k, v in extras.items()})

@@ -1,0 +1,114 @@
+"""Planning in the agent's own model: the E-step for q(a_t) of a generative agent.
+
+For each candidate first action ``a_t = tanh(u)`` the RSSM prior is rolled ``horizon`` steps
+from the current filtering state; actions of later steps are drawn from the ACTION PRIOR (the
+roll-out policy: the learned ``p_a(a|z)`` or uniform). The estimated future bound is
+
+    R(a_t) = sum_{tau=1..H} gamma^(tau-1) [ r_hat_{t+tau} + beta_ml * IG_{t+tau} ] + gamma^H V(z_{t+H})
+
+with ``r_hat`` the reward decoder's mean, ``V`` the soft value supplied by the agent, and (only
+with the marginal-likelihood switch) the information gain ``IG = log p(x, r | z) - log p(x, r | h)``
+estimated on an imagined sample ``(x, r) ~ p(x, r | h, z)``: the marginal uses ``K`` prior draws
+``z^k ~ p(z | h)`` of which one is the true ``z`` (a contrastive estimate, at most ``log K``).
+Future actions drawn from the prior contribute ``KL(p_a || p_a) = 0``; the KL of ``q(a_t)`` itself
+is accounted for by the closed form ``q* ∝ p_a exp(R / alpha)`` (``planning.importance``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from avem.models.rssm import RSSM, State
+from avem.nets.distributions import TanhNormal
+from avem.objective import gaussian_log_prob, information_gain, iw_log_marginal
+from avem.planning.importance import ActionPosterior, infer_action_posterior
+from avem.planning.priors import GaussianActionPrior, UniformActionPrior
+
+PriorFn = Callable[[torch.Tensor], TanhNormal]
+ValueFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class LatentPlanner:
+    """Importance-sampling planner over the RSSM. Sizes are per decision (one current state)."""
+
+    def __init__(self, model: RSSM, act_dim: int, horizon: int, num_samples: int, iterations: int,
+                 min_std: float, gamma: float, info_gain_samples: int = 0):
+        self.model, self.act_dim = model, act_dim
+        self.horizon, self.num_samples, self.iterations = horizon, num_samples, iterations
+        self.min_std, self.gamma, self.ig_samples = min_std, gamma, info_gain_samples
+
+    def action_prior(self, feat: torch.Tensor, prior_fn: PriorFn | None):
+        """The prior over u at one state ``feat (1, F)``."""
+        if prior_fn is None:
+            return UniformActionPrior(self.act_dim)
+        dist = prior_fn(feat)
+        return GaussianActionPrior(dist.mean[0], dist.std[0])
+
+    @torch.no_grad()
+    def plan(self, state: State, prior_fn: PriorFn | None, value_fn: ValueFn, alpha: float,
+             beta_ml: float, gen: torch.Generator | None) -> ActionPosterior:
+        """``state``: the current filtering state (batch 1). Returns q(a_t) over u."""
+        prior = self.action_prior(self.model.feat(state), prior_fn)
+        return_fn = lambda u: self.rollout_return(state, u, prior_fn, value_fn, beta_ml, gen)  # noqa: E731
+        return infer_action_posterior(prior, return_fn, alpha, self.num_samples, self.iterations, gen, self.min_std)
+
+    def rollout_return(self, state: State, u: torch.Tensor, prior_fn: PriorFn | None, value_fn: ValueFn,
+                       beta_ml: float, gen: torch.Generator | None) -> tuple[torch.Tensor, dict]:
+        """``u: (N, A)`` first actions (pre-squash) -> ``(R: (N,), {"reward", "info_gain"}: (N,))``."""
+        n = u.shape[0]
+        s = {k: v.expand(n, *v.shape[1:]) for k, v in state.items()}
+        action = torch.tanh(u)
+        ret, rew_sum, ig_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+        discount = 1.0
+        for tau in range(self.horizon):
+            s = self.model.img_step(s, action, gen)
+            feat = self.model.feat(s)
+            obs_mean, rew_mean = self.model.decode(feat)
+            step = rew_mean
+            rew_sum = rew_sum + discount * rew_mean
+            if self.ig_samples > 0:
+                ig = self.info_gain(s, obs_mean, rew_mean, gen)
+                step = step + beta_ml * ig
+                ig_sum = ig_sum + discount * ig
+            ret = ret + discount * step
+            discount *= self.gamma
+            if tau < self.horizon - 1:
+                if prior_fn is None:
+                    action = torch.rand((n, self.act_dim), generator=gen) * 2.0 - 1.0
+                else:
+                    action = prior_fn(feat).rsample_with_log_prob(gen)[0]
+        ret = ret + discount * value_fn(feat)
+        return ret, {"reward": rew_sum, "info_gain": ig_sum}
+
+    def info_gain(self, s: State, obs_mean: torch.Tensor, rew_mean: torch.Tensor,
+                  gen: torch.Generator | None) -> torch.Tensor:
+        """``log p(x, r | h, z) - log p(x, r | h)`` on one imagined sample per row: (N,)."""
+        cfg, k = self.model.cfg, self.ig_samples
+        x = obs_mean + cfg.obs_std * torch.randn(obs_mean.shape, generator=gen)
+        r = rew_mean + cfg.reward_std * torch.randn(rew_mean.shape, generator=gen)
+        cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + gaussian_log_prob(
+            r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
+        if k <= 1:
+            return torch.zeros_like(cond)
+        z = s["mean"] + s["std"] * torch.randn((k - 1, *s["mean"].shape), generator=gen)
+        feat = torch.cat([s["deter"].expand(k - 1, *s["deter"].shape), z], -1)
+        om, rm = self.model.decode(feat)
+        others = gaussian_log_prob(x, om, cfg.obs_std) + gaussian_log_prob(
+            r.unsqueeze(-1), rm.unsqueeze(-1), cfg.reward_std)
+        marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
+        return information_gain(cond, marg)
+
+
+def decisions_per_second(planner: LatentPlanner, state: State, prior_fn, value_fn, n: int = 20) -> float:
+    """Planner throughput on one state (for benchmarks)."""
+    import time
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        planner.plan(state, prior_fn, value_fn, 1.0, 1.0, gen)
+    return n / (time.perf_counter() - t0)
+
+
+__all__ = ["LatentPlanner", "decisions_per_second", "math"]

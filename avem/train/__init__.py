@@ -1,0 +1,1 @@
+"""Training: replay buffer, run configuration, the loop, checkpoints and tracking."""

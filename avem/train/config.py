@@ -1,0 +1,166 @@
+"""Run configuration: the run-level dataclass, ``--set`` overrides, and resolution.
+
+The resolved configuration is ``{"run": RunConfig fields, "agent": agent config fields}``;
+derived values (the task's action repeat) are resolved into ``run`` before anything runs and
+never written back into a dataclass default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from avem.agents import registry
+from avem.envs import parse_task_id
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Run-level settings. Every step count is in SIMULATOR steps (agent steps x action repeat)."""
+
+    task: str
+    """Task id ``DOMAIN-TASK-OBS`` (``avem tasks`` lists them)."""
+    agent: str
+    """Registered agent name (``avem agents`` lists them)."""
+    seed: int = 0
+    """Seed of the training environment, the agent and the exploration; evaluation uses its own seeds."""
+    steps: int = 100_000
+    """Training budget in simulator steps."""
+    eval_every: int = 10_000
+    """Evaluate every this many simulator steps (and at step 0 and at the end)."""
+    eval_episodes: int = 10
+    """Evaluation episodes per evaluation (deterministic actions, separately seeded env)."""
+    seed_steps: int = 5_000
+    """Simulator steps of uniformly random actions before the agent acts and learns (whole episodes)."""
+    checkpoint_every: int = 10_000
+    """Checkpoint at the first episode boundary after this many simulator steps since the last one."""
+    action_repeat: int = 0
+    """Simulator steps per agent step; 0 means the task's customary value (resolved before the run)."""
+    flicker_prob: float = 0.2
+    """``flicker`` tasks: probability that the whole observation is zeroed at an agent step."""
+    noise_std: float = 0.1
+    """``noisy`` tasks: standard deviation of the Gaussian sensor noise."""
+    distract_dims: int = 4
+    """``distract`` tasks: number of task-irrelevant observation dimensions."""
+    threads: int = 1
+    """torch CPU threads (fixed, so results are reproducible on CPU)."""
+    experiment: str = "avem"
+    """MLflow experiment name."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field; called before any output is written."""
+        spec = parse_task_id(self.task)
+        registry.get(self.agent)
+        ar = self.action_repeat or spec.action_repeat
+        checks = [
+            (self.steps > 0, f"steps must be > 0, got {self.steps}"),
+            (self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}"),
+            (self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}"),
+            (self.seed_steps >= 0, f"seed_steps must be >= 0, got {self.seed_steps}"),
+            (self.checkpoint_every > 0, f"checkpoint_every must be > 0, got {self.checkpoint_every}"),
+            (self.action_repeat >= 0, f"action_repeat must be >= 0, got {self.action_repeat}"),
+            (0.0 <= self.flicker_prob < 1.0, f"flicker_prob must be in [0, 1), got {self.flicker_prob}"),
+            (self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}"),
+            (self.distract_dims >= 1, f"distract_dims must be >= 1, got {self.distract_dims}"),
+            (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (self.steps % ar == 0, f"steps={self.steps} is not a multiple of the action repeat {ar}"),
+            (self.eval_every % ar == 0, f"eval_every={self.eval_every} is not a multiple of the action repeat {ar}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` -> ``{key: raw value}``; malformed items raise ``ValueError``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise ValueError(f"malformed --set {item!r}: expected key=value")
+        out[key] = value.strip()
+    return out
+
+
+def _coerce(cls: type, name: str, raw: Any) -> Any:
+    """Convert ``raw`` (a string from the command line or a YAML value) to the type of field ``name``."""
+    hint = typing.get_type_hints(cls)[name]
+    value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and base in (int, float):
+        try:  # YAML reads "1e-3" as a string
+            value = base(value)
+        except ValueError:
+            pass
+    if base is bool and isinstance(value, bool):
+        return value
+    if base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is str:
+        return str(value)
+    if typing.get_origin(base) is tuple and isinstance(value, list):
+        return tuple(value)
+    raise ValueError(f"{cls.__name__}.{name} expects {getattr(base, '__name__', base)}, got {raw!r}")
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def resolve(agent: str, task: str, seed: int = 0, steps: int = 100_000,
+            sets: dict[str, Any] | None = None) -> tuple[RunConfig, Any]:
+    """Build and validate ``(RunConfig, agent config)``. ``sets`` keys may be bare or prefixed
+    ``run.``/``agent.``; unknown or ambiguous keys raise ``ValueError`` listing the known ones."""
+    spec = registry.get(agent)
+    run_fields = _fields(RunConfig) - {"task", "agent"}
+    agent_fields = _fields(spec.config_cls)
+    run_kw: dict[str, Any] = {}
+    agent_kw: dict[str, Any] = {}
+    for key, raw in (sets or {}).items():
+        scope, _, name = key.rpartition(".")
+        if scope not in ("", "run", "agent"):
+            raise ValueError(f"unknown key {key!r}: prefix must be 'run.' or 'agent.'")
+        in_run = name in run_fields and scope in ("", "run")
+        in_agent = name in agent_fields and scope in ("", "agent")
+        if in_run and in_agent:
+            raise ValueError(f"key {key!r} is ambiguous: write run.{name} or agent.{name}")
+        if in_run:
+            run_kw[name] = _coerce(RunConfig, name, raw)
+        elif in_agent:
+            agent_kw[name] = _coerce(spec.config_cls, name, raw)
+        else:
+            raise ValueError(f"unknown key {key!r} for agent {agent!r}; run keys: {sorted(run_fields)}; "
+                             f"agent keys: {sorted(agent_fields)}")
+    run_kw.setdefault("seed", seed)
+    run_kw.setdefault("steps", steps)
+    run = RunConfig(task=task, agent=agent, **run_kw)
+    run.validate()
+    if not run.action_repeat:
+        run = dataclasses.replace(run, action_repeat=parse_task_id(task).action_repeat)
+    return run, spec.make_config(agent_kw)
+
+
+def to_dict(run: RunConfig, agent_cfg) -> dict:
+    """The resolved configuration as plain data: ``{"run": {...}, "agent": {...}}``."""
+    return {"run": dataclasses.asdict(run), "agent": dataclasses.asdict(agent_cfg)}
+
+
+def from_dict(data: dict) -> tuple[RunConfig, Any]:
+    """Inverse of ``to_dict`` (used by the workflow and for resuming)."""
+    run = RunConfig(**data["run"])
+    run.validate()
+    spec = registry.get(run.agent)
+    values = {k: _coerce(spec.config_cls, k, v) for k, v in data.get("agent", {}).items()}
+    return run, spec.make_config(values)

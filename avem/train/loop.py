@@ -1,0 +1,234 @@
+"""The training loop: act, store, update, evaluate, checkpoint, track.
+
+Every step count is in SIMULATOR steps. Checkpoints are taken at episode boundaries and hold
+everything that moves (agent, optimisers, replay buffer, the environment's RNG, the loop's
+RNG, torch's RNG, the rows written so far), so a run killed at any point and started again
+with the same command ends with the same ``eval.csv`` as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from avem.agents import registry
+from avem.envs import make_env, parse_task_id
+from avem.train import rundir
+from avem.train.config import RunConfig, to_dict
+from avem.train.provenance import provenance
+from avem.train.replay import ReplayBuffer
+from avem.train.tracking import Tracker, flatten, tracking_uri
+
+EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
+
+
+@dataclass
+class LoopState:
+    """The loop's own progress (saved in every checkpoint)."""
+
+    sim_step: int = 0
+    episode: int = 0
+    last_checkpoint: int = 0
+    evaluations: int = 0
+    eval_rows: list = field(default_factory=list)
+    metric_rows: list = field(default_factory=list)
+
+
+def env_task(run: RunConfig, agent_cfg) -> str:
+    """The task id the agent actually sees: the full-state variant for oracle agents."""
+    if getattr(agent_cfg, "oracle_state", False):
+        spec = parse_task_id(run.task)
+        return f"{spec.domain}-{spec.task}-full"
+    return run.task
+
+
+def make_envs(run: RunConfig, agent_cfg):
+    """``(train_env, eval_env)`` for a resolved run; the evaluation env has its own seed stream."""
+    kw = dict(action_repeat=run.action_repeat, flicker_prob=run.flicker_prob,
+              noise_std=run.noise_std, distract_dims=run.distract_dims)
+    task = env_task(run, agent_cfg)
+    return make_env(task, run.seed, **kw), make_env(task, run.seed + 1_000_003, **kw)
+
+
+def eval_seed(run_seed: int, evaluation: int, episode: int) -> int:
+    """Seed of evaluation episode ``episode`` of evaluation number ``evaluation``: independent of resumes."""
+    return int(np.random.SeedSequence([run_seed, evaluation, episode, 1]).generate_state(1)[0])
+
+
+def evaluate(agent, env, run: RunConfig, evaluation: int) -> list[dict]:
+    """``run.eval_episodes`` episodes with deterministic actions; one tidy row per episode."""
+    rows = []
+    obs_mode = parse_task_id(run.task).obs
+    for e in range(run.eval_episodes):
+        obs, _ = env.reset(seed=eval_seed(run.seed, evaluation, e))
+        state, ret, length, done = agent.initial_state(), 0.0, 0, False
+        while not done:
+            action, state = agent.act(obs, state, explore=False)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            ret, length, done = ret + float(reward), length + 1, terminated or truncated
+        rows.append({"task": run.task, "agent": run.agent, "seed": run.seed, "obs": obs_mode,
+                     "step": None, "episode": e, "return": round(ret, 6), "length": length})
+    return rows
+
+
+def _csv(rows: list[dict], columns) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _metric_columns(rows: list[dict]) -> list[str]:
+    keys = {k for r in rows for k in r}
+    first = [k for k in ("step", "episode", "train_return", "steps_per_second") if k in keys]
+    return first + sorted(keys - set(first))
+
+
+class _Progress:
+    """A tqdm bar on a terminal only."""
+
+    def __init__(self, total: int, initial: int, desc: str):
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    def update(self, n: int, **postfix) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
+    """Train ``run`` into directory ``out`` (resuming from its checkpoint if present).
+
+    Returns ``run.json``'s content. Raises ``rundir.RunDirError`` before writing anything if
+    ``out`` holds another configuration.
+    """
+    out = Path(out)
+    resolved = to_dict(run, agent_cfg)
+    status = rundir.check_existing(out, resolved)
+    if status == "finished":
+        print(f"{out}: run already finished; nothing to do", file=sys.stderr)
+        return rundir.read_run_json(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if status == "new":
+        rundir.atomic_text(out / rundir.CONFIG, yaml.safe_dump({**resolved, "provenance": provenance()},
+                                                               sort_keys=False))
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+
+    env, eval_env = make_envs(run, agent_cfg)
+    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed)
+    act_dim = int(env.action_space.shape[0])
+    buffer = ReplayBuffer(env.observation_space.shape, act_dim,
+                          capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
+    rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
+    state = LoopState()
+    if status == "resume":
+        ckpt = torch.load(out / rundir.CHECKPOINT, weights_only=False)
+        state = LoopState(**ckpt["loop"])
+        agent.load_state_dict(ckpt["agent"])
+        buffer.load_state_dict(ckpt["buffer"])
+        env.set_rng_state(ckpt["env_rng"])
+        rng.bit_generator.state = ckpt["loop_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        _write_tables(out, state)  # drop rows written after the checkpoint
+
+    uri = tracking_uri(out)
+    info = rundir.read_run_json(out)
+    spec = parse_task_id(run.task)
+    tracker = Tracker(uri, run.experiment, run_name=f"{run.task}/{run.agent}/seed{run.seed}",
+                      tags={"task": run.task, "agent": run.agent, "seed": run.seed, "obs": spec.obs,
+                            "domain": spec.domain, "env_task": env_task(run, agent_cfg)},
+                      params=flatten(resolved), run_id=info.get("mlflow_run_id") if status == "resume" else None)
+    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=uri, experiment=run.experiment,
+                          status="running")
+
+    def do_eval() -> None:
+        rows = evaluate(agent, eval_env, run, state.evaluations)
+        for r in rows:
+            r["step"] = state.sim_step
+        state.eval_rows.extend(rows)
+        state.evaluations += 1
+        returns = [r["return"] for r in rows]
+        tracker.log_metrics({"eval/return_mean": float(np.mean(returns)),
+                             "eval/return_std": float(np.std(returns))}, state.sim_step)
+        _write_tables(out, state)
+
+    progress = _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}")
+    if state.sim_step == 0 and state.evaluations == 0:
+        do_eval()
+    while state.sim_step < run.steps:
+        obs, _ = env.reset(seed=run.seed if state.sim_step == 0 else None)
+        buffer.add(obs, None, 0.0, True, False)
+        random_episode = state.sim_step < run.seed_steps
+        learning = state.sim_step >= run.seed_steps and state.episode >= 1
+        agent_state, ep_return, sums, counts = agent.initial_state(), 0.0, defaultdict(float), defaultdict(int)
+        t0, start_step, done = time.perf_counter(), state.sim_step, False
+        while not done:
+            if random_episode:
+                action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+            else:
+                action, agent_state = agent.act(obs, agent_state, explore=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            state.sim_step += run.action_repeat
+            buffer.add(obs, action, float(reward), False, terminated)
+            ep_return += float(reward)
+            if learning:
+                for k, v in agent.update(buffer).items():
+                    sums[k] += float(v)
+                    counts[k] += 1
+            progress.update(run.action_repeat)
+            if state.sim_step % run.eval_every == 0 or state.sim_step == run.steps:
+                do_eval()
+            done = terminated or truncated or state.sim_step >= run.steps
+        state.episode += 1
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        row = {"step": state.sim_step, "episode": state.episode, "train_return": round(ep_return, 6),
+               "steps_per_second": (state.sim_step - start_step) / elapsed,
+               **{f"train/{k}": sums[k] / counts[k] for k in sums}}
+        state.metric_rows.append(row)
+        tracker.log_metrics({k: v for k, v in row.items() if k not in ("step",)}, state.sim_step)
+        progress.update(0, ret=f"{ep_return:.0f}")
+        if state.sim_step - state.last_checkpoint >= run.checkpoint_every or state.sim_step >= run.steps:
+            state.last_checkpoint = state.sim_step
+            _checkpoint(out, state, agent, buffer, env, rng)
+    progress.close()
+    if not (out / rundir.CHECKPOINT).exists():  # a finished run always leaves its final checkpoint
+        _checkpoint(out, state, agent, buffer, env, rng)
+    _write_tables(out, state)
+    tracker.log_artifact(out / rundir.CONFIG)
+    tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
+    tracker.finish()
+    rundir.write_run_json(out, status="finished", steps=state.sim_step,
+                          final_eval_return=float(np.mean([r["return"] for r in state.eval_rows
+                                                           if r["step"] == state.sim_step])))
+    return rundir.read_run_json(out)
+
+
+def _write_tables(out: Path, state: LoopState) -> None:
+    rundir.atomic_text(out / rundir.EVAL, _csv(state.eval_rows, EVAL_COLUMNS))
+    if state.metric_rows:
+        rundir.atomic_text(out / rundir.METRICS, _csv(state.metric_rows, _metric_columns(state.metric_rows)))
+
+
+def _checkpoint(out: Path, state: LoopState, agent, buffer: ReplayBuffer, env, rng) -> None:
+    payload = {"loop": asdict(state), "agent": agent.state_dict(), "buffer": buffer.state_dict(),
+               "env_rng": env.get_rng_state(), "loop_rng": rng.bit_generator.state,
+               "torch_rng": torch.get_rng_state()}
+    rundir.atomic_write(out / rundir.CHECKPOINT, lambda f: torch.save(payload, f))

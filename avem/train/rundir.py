@@ -1,0 +1,88 @@
+"""The run directory: its files, atomic writes, and the refusal to overwrite another run.
+
+Layout of ``DIR``: ``config.yaml`` (resolved config + provenance), ``eval.csv`` (tidy, one row
+per evaluation episode), ``checkpoint.pt`` (latest; the final one at the end), ``run.json``
+(MLflow run id, tracking URI, status), ``metrics.csv`` (per-episode training metrics).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+CONFIG, EVAL, CHECKPOINT, RUN_JSON, METRICS = "config.yaml", "eval.csv", "checkpoint.pt", "run.json", "metrics.csv"
+
+
+class RunDirError(ValueError):
+    """The output directory holds something this run must not overwrite."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def check_existing(out: Path, resolved: dict) -> str:
+    """Inspect ``out`` before writing anything. Returns ``"new"``, ``"resume"`` or ``"finished"``.
+
+    Raises ``RunDirError`` if ``out`` holds a run of another configuration, or unrelated files.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a directory")
+    cfg_path = out / CONFIG
+    if not cfg_path.exists():
+        leftovers = [p.name for p in out.iterdir()] if out.exists() else []
+        if leftovers:
+            raise RunDirError(f"--out {out} is not empty and holds no {CONFIG} ({sorted(leftovers)[:5]}...); "
+                              "refusing to write a run into it")
+        return "new"
+    old = yaml.safe_load(cfg_path.read_text()) or {}
+    old_core = {k: old.get(k) for k in ("run", "agent")}
+    if old_core != resolved:
+        diffs = _diff(old_core, resolved)
+        raise RunDirError(f"--out {out} holds a run of another configuration (differences: {diffs}); "
+                          "use another directory or delete this one")
+    status = read_run_json(out).get("status")
+    if status == "finished":
+        return "finished"
+    return "resume" if (out / CHECKPOINT).exists() else "new"
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a or {}) | set(b or {})):
+        va, vb = (a or {}).get(k), (b or {}).get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+def read_run_json(out: Path) -> dict:
+    p = Path(out) / RUN_JSON
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def write_run_json(out: Path, **fields) -> None:
+    data = {**read_run_json(out), **fields}
+    atomic_text(Path(out) / RUN_JSON, json.dumps(data, indent=2, sort_keys=True) + "\n")

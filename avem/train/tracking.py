@@ -1,0 +1,92 @@
+"""MLflow tracking of one run, safe for many concurrent jobs on one store.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set, else a SQLite store inside the
+run's output directory. Every call to the store is retried with back-off, so a transient
+"database is locked" from a shared SQLite file loses nothing.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from avem.train.retry import retry
+
+
+def tracking_uri(out_dir: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` or ``sqlite:///<out_dir>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out_dir).resolve() / 'mlflow.db'}"
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create the experiment if missing (artifacts beside a SQLite file); return its id. Idempotent."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+
+    def get_or_create() -> str:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except Exception:  # another job created it first: read it back
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    return retry(get_or_create)
+
+
+class Tracker:
+    """One MLflow run. ``run_id=None`` creates it; otherwise reopens it (resume)."""
+
+    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict[str, str],
+                 params: dict[str, object], run_id: str | None = None):
+        from mlflow.entities import Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        self.uri, self.client = uri, MlflowClient(uri)
+        if run_id is None:
+            exp_id = ensure_experiment(uri, experiment)
+            run = retry(lambda: self.client.create_run(exp_id, run_name=run_name,
+                                                       tags={k: str(v) for k, v in tags.items()}))
+            self.run_id = run.info.run_id
+            items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+            for i in range(0, len(items), 100):
+                retry(lambda chunk=items[i:i + 100]: self.client.log_batch(self.run_id, params=chunk))
+        else:
+            self.run_id = run_id
+            retry(lambda: self.client.update_run(run_id, status="RUNNING"))
+            retry(lambda: self.client.log_batch(run_id, tags=[RunTag("resumed", "true")]))
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log scalar metrics at simulator step ``step`` (non-finite values are logged as-is)."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, int(step)) for k, v in sorted(metrics.items())]
+        for i in range(0, len(items), 500):
+            retry(lambda chunk=items[i:i + 500]: self.client.log_batch(self.run_id, metrics=chunk))
+
+    def log_artifact(self, path: Path, subdir: str | None = None) -> None:
+        retry(lambda: self.client.log_artifact(self.run_id, str(path), subdir))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        retry(lambda: self.client.set_terminated(self.run_id, status=status))
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """``{"run": {"seed": 0}} -> {"run.seed": 0}``."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

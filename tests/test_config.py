@@ -1,0 +1,46 @@
+import pytest
+
+from avem.train.config import RunConfig, from_dict, parse_sets, resolve, to_dict
+
+
+def test_resolve_applies_sets_with_types_and_resolves_action_repeat():
+    run, cfg = resolve("sac", "cartpole-swingup-pos", seed=3, steps=2000,
+                       sets=parse_sets(["eval_every=1000", "agent.actor_lr=1e-3", "hidden=64", "run.threads=1"]))
+    assert run.seed == 3 and run.steps == 2000 and run.eval_every == 1000
+    assert run.action_repeat == 8  # customary cartpole value, resolved
+    assert cfg.actor_lr == 1e-3 and isinstance(cfg.actor_lr, float) and cfg.hidden == 64
+    assert cfg.frame_stack == 3  # the registry entry's default
+    assert from_dict(to_dict(run, cfg)) == (run, cfg)
+
+
+@pytest.mark.parametrize("items, message", [
+    (["nonsense=1"], "unknown key 'nonsense'"),
+    (["hidden"], "malformed --set"),
+    (["=3"], "malformed --set"),
+    (["hidden="], "malformed --set"),
+    (["hidden=abc"], "expects int"),
+    (["hidden=1.5"], "expects int"),
+    (["learn_temperature=3"], "expects bool"),
+    (["foo.hidden=3"], "prefix must be"),
+    (["steps=-5"], "steps must be > 0"),
+    (["eval_every=1001"], "not a multiple of the action repeat 8"),
+    (["frame_stack=0"], "frame_stack must be >= 1"),
+])
+def test_bad_sets_are_refused(items, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("sac", "cartpole-swingup-pos", sets=parse_sets(items))
+
+
+def test_unknown_agent_and_task_list_what_exists():
+    with pytest.raises(KeyError, match="registered agents: .*sac"):
+        resolve("nope", "cartpole-swingup-pos")
+    with pytest.raises(ValueError, match="cartpole"):
+        resolve("sac", "nodomain-swingup-pos")
+    with pytest.raises(ValueError, match="pos"):
+        resolve("sac", "cartpole-swingup-xray")
+
+
+def test_run_config_is_frozen():
+    run = RunConfig(task="cartpole-swingup-pos", agent="sac")
+    with pytest.raises(Exception):
+        run.seed = 2
