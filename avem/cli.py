@@ -1,4 +1,4 @@
-"""``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``.
+"""``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``, ``probe``.
 
 Every argument is validated (config resolved, output directory inspected) before anything is
 written; errors exit with status 2 and a one-line message.
@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a hyperparameter (repeatable); unknown keys are an error")
         if name == "train":
             t.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    pr = sub.add_parser("probe", help="linear probes from a trained run's latent state (writes probe.csv)")
+    pr.add_argument("--run", required=True, type=Path, help="trained run directory (config.yaml + checkpoint.pt)")
+    pr.add_argument("--out", type=Path, default=None, help="output CSV (default: RUN/probe.csv)")
+    pr.add_argument("--episodes", type=int, default=5, help="probe episodes; the last fifth is held out")
     return p
 
 
@@ -45,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         width = max(map(len, registry.names()))
         for name in registry.names():
             print(f"{name:<{width}}  {registry.get(name).description}")
+        return 0
+
+    if args.command == "probe":
+        from avem import probe
+        try:
+            rows = probe.probe_run(args.run, args.episodes)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            print(f"avem: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+            return 2
+        out = args.out or args.run / "probe.csv"
+        probe.write_csv(rows, out)
+        print(f"{out}: " + ", ".join(f"{r['target_group']} r2={r['r2']:.3f} ({r['status']})" for r in rows))
         return 0
 
     from avem.train import config as cfgmod

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,4 +39,5 @@ def package_versions() -> dict[str, str]:
 def provenance() -> dict:
     """Everything recorded beside a run's numbers."""
     return {**git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
+            "host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "packages": package_versions()}

@@ -81,6 +81,8 @@ stop_pid() {
         log "$name (pid $pid) still alive after 15 s, sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.5
+    else
+        log "$name stopped after ~$((i / 10)) s"
     fi
     rm -f "$PID_DIR/$name.pid"
 }

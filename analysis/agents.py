@@ -1,0 +1,115 @@
+"""Agent names -> ablation switches, display order, labels and colours (one mapping for every figure).
+
+AVEM variant names encode their four switches: ``avem-disc-{uniform|learned}`` and
+``avem-gen-{ml|elbo}-{uniform|learned}-{plan|noplan}`` (``avem.agents.avem_config``). A run's
+``config.yaml`` agent section (fields ``model``, ``marginal_likelihood``, ``action_prior``,
+``planning``) overrides the name when present; the name is used only when the config is absent.
+
+Colours depend on the agent's NAME only, never on which other agents are present, so the same
+agent has the same colour in every figure of every study: baselines in greys/browns, the
+discriminative AVEM variants in greens, generative ELBO variants in blues, generative
+marginal-likelihood variants in reds; within a family the learned prior is the darker shade and
+planning the solid line (no planning: dashed).
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+SWITCHES: tuple[str, ...] = ("model", "marginal_likelihood", "action_prior", "planning")
+
+_DISC = re.compile(r"^avem-disc-(uniform|learned)$")
+_GEN = re.compile(r"^avem-gen-(ml|elbo)-(uniform|learned)-(plan|noplan)$")
+
+# Baselines in a fixed order and colour (model-free browns, model-based purple/pink, the oracle
+# black); any other name gets a stable fallback colour.
+BASELINES: dict[str, str] = {"random": "#9e9e9e", "sac": "#8c564b", "sb3-sac": "#c49c94", "sac-state": "#222222",
+                             "planet": "#9467bd", "dreamer": "#e377c2"}
+_BASELINE_MARKERS = {"random": "x", "sac": "s", "sb3-sac": "s", "sac-state": "h", "planet": "<", "dreamer": ">"}
+ORACLES: frozenset[str] = frozenset({"sac-state"})
+
+_FAMILY = {  # (model, marginal_likelihood) -> shades [uniform-noplan, uniform-plan, learned-noplan, learned-plan]
+    ("discriminative", False): ["#74c476", "#74c476", "#238b45", "#238b45"],
+    ("generative", False): ["#6baed6", "#4292c6", "#2171b5", "#08306b"],
+    ("generative", True): ["#fc9272", "#fb6a4a", "#cb181d", "#67000d"],
+}
+_FALLBACK = ["#bcbd22", "#17becf", "#ff7f0e", "#7f7f7f", "#dbdb8d", "#9edae5"]
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The four ablation switches of an AVEM agent (``None`` for a non-AVEM agent)."""
+
+    model: str
+    marginal_likelihood: bool
+    action_prior: str
+    planning: bool
+
+
+def switches_from_name(agent: str) -> Switches | None:
+    """Parse an AVEM variant name; None for baselines and unknown names."""
+    m = _DISC.match(agent)
+    if m:
+        return Switches("discriminative", False, m.group(1), False)
+    m = _GEN.match(agent)
+    if m:
+        return Switches("generative", m.group(1) == "ml", m.group(2), m.group(3) == "plan")
+    return None
+
+
+def switches_from_config(agent_section: dict | None) -> Switches | None:
+    """Switches from a run's ``config.yaml`` ``agent`` section; None when it lacks any of them."""
+    if not isinstance(agent_section, dict) or not all(k in agent_section for k in SWITCHES):
+        return None
+    return Switches(str(agent_section["model"]), bool(agent_section["marginal_likelihood"]),
+                    str(agent_section["action_prior"]), bool(agent_section["planning"]))
+
+
+def sort_key(agent: str) -> tuple:
+    """Display order: baselines (random, sac, sb3-sac, sac-state, planet, dreamer), AVEM variants by family, others."""
+    if agent in BASELINES:
+        return (0, list(BASELINES).index(agent), agent)
+    sw = switches_from_name(agent)
+    if sw is not None:
+        fam = list(_FAMILY).index((sw.model, sw.marginal_likelihood))
+        return (1, fam, sw.action_prior != "uniform", sw.planning, agent)
+    return (2, 0, agent)
+
+
+def order(agents) -> list[str]:
+    """``agents`` (any iterable, duplicates allowed) in display order."""
+    return sorted(set(agents), key=sort_key)
+
+
+def colour(agent: str) -> str:
+    """The agent's colour: a pure function of its name (see the module docstring)."""
+    if agent in BASELINES:
+        return BASELINES[agent]
+    sw = switches_from_name(agent)
+    if sw is not None:
+        shades = _FAMILY[(sw.model, sw.marginal_likelihood)]
+        return shades[2 * (sw.action_prior == "learned") + sw.planning]
+    return _FALLBACK[zlib.crc32(agent.encode()) % len(_FALLBACK)]
+
+
+def linestyle(agent: str) -> str:
+    """Solid for planning agents and baselines, dashed for AVEM variants without planning, dotted for sb3-sac."""
+    if agent == "sb3-sac":
+        return ":"
+    sw = switches_from_name(agent)
+    return "--" if sw is not None and not sw.planning else "-"
+
+
+def marker(agent: str) -> str:
+    """Marker shape, distinct per switch combination so colour is not the only cue."""
+    sw = switches_from_name(agent)
+    if sw is None:
+        return _BASELINE_MARKERS.get(agent, "H")
+    return {("uniform", False): "o", ("uniform", True): "^",
+            ("learned", False): "D", ("learned", True): "v"}[(sw.action_prior, sw.planning)]
+
+
+def label(agent: str) -> str:
+    """Legend label: the name, with ORACLE marked (it sees the full state on every task)."""
+    return f"{agent} (ORACLE, full state)" if agent in ORACLES else agent

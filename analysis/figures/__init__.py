@@ -1,0 +1,74 @@
+"""Every figure and statistics table of the study, from the collected tables (no training).
+
+One module per question: ``curves`` (1, learning curves), ``aggregates`` (2, aggregate scores and
+performance profiles at fixed budgets), ``ablations`` (3, paired probability of improvement),
+``terms`` (4, the objective's terms over training), ``probes`` (5, linear probes of the latent
+state), ``anchors`` (6, published anchors). :func:`make_all` runs them all and writes
+``manifest.json``: ``[{"file": name, "caption": text}, ...]``, one entry per PNG and per PDF.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import style, tidy
+from analysis.figures import ablations, aggregates, anchors, curves, probes, terms
+
+
+def _read(path: Path, columns) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=list(columns))
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+
+
+def load_tables(tables_dir: Path) -> dict[str, pd.DataFrame]:
+    """The tables written by ``analysis collect`` (eval, metrics, runs, probe); absent ones are empty."""
+    tables_dir = Path(tables_dir)
+    if not (tables_dir / "eval.csv").exists() or not (tables_dir / "runs.csv").exists():
+        raise FileNotFoundError(f"{tables_dir} lacks eval.csv/runs.csv: run `python -m analysis collect` first")
+    return {"eval": _read(tables_dir / "eval.csv", tidy.EVAL_COLUMNS),
+            "metrics": _read(tables_dir / "metrics.csv", tidy.KEY + ["step", "episode"]),
+            "runs": _read(tables_dir / "runs.csv", tidy.RUN_COLUMNS),
+            "probe": _read(tables_dir / "probe.csv", tidy.PROBE_COLUMNS)}
+
+
+def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: Path | None = None,
+             seed: int = 0, reps: int = 2000) -> list[dict]:
+    """Write every figure to ``out_dir`` and every statistics table to ``tables_dir``; returns the manifest."""
+    tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t = load_tables(tables_dir)
+    ev, runs = t["eval"], t["runs"]
+    anchor_df = anchors.load(anchors_csv)
+
+    bad = tidy.not_finished(runs)
+    style.write_table(bad[["task", "agent", "seed", "status", "final_step", "note"]] if not bad.empty else
+                      pd.DataFrame(columns=["task", "agent", "seed", "status", "final_step", "note"]),
+                      tables_dir, "missing_runs", "Expected runs that are missing, failed or unfinished")
+    missing = tidy.missing_note(runs)
+    seeds = curves.seeds_text(ev)
+
+    entries = [curves.figure(ev, anchor_df, out_dir, tables_dir, seed, reps, missing)]
+    agg_entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds)
+    entries += agg_entries
+    entries += ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)
+    entries += terms.figures(t["metrics"], out_dir, tables_dir, seed, reps, missing, seeds)
+    entries += probes.figure(t["probe"], runs, out_dir, tables_dir, seed, reps, missing)
+    entries.append(anchors.figure(ev, anchor_df, budgets, out_dir, tables_dir, seed, reps, missing, seeds))
+
+    n_bad = len(bad)
+    suffix = (f" {n_bad} of {len(runs)} expected runs are missing, failed or unfinished (missing_runs.csv)."
+              if n_bad else "")
+    manifest = []
+    for e in entries:
+        for f in e["files"]:
+            f = Path(f)
+            if f.suffix in (".png", ".pdf"):
+                manifest.append({"file": f.name, "caption": e["caption"] + suffix})
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

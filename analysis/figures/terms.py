@@ -1,0 +1,152 @@
+"""Figure 4: the objective's own terms over training, per variant (and the other training losses).
+
+``metrics.csv`` holds one row per training episode with a ``train/<term>`` column for every term
+an agent reports (the set is open). The objective's terms (``OBJECTIVE_TERMS``: kl_z, kl_a,
+conditional and marginal log-likelihood, information gain, reward) get the ``terms`` figure;
+every other ``train/*`` column (critic loss, temperature, ...) the ``losses`` figure. Panels:
+rows = terms, columns = tasks; x = simulator steps binned on a common grid (each seed averaged
+within a bin first), line = mean over seeds, band = 95% bootstrap CI over seeds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import agents as A
+from analysis import style
+from analysis.stats import bootstrap_mean_ci
+
+OBJECTIVE_TERMS: dict[str, str] = {
+    "kl_z": "KL(q(z) || p(z)) [kl_z]",
+    "kl_a": "KL(q(a) || p(a)) [kl_a]",
+    "cll": "conditional log-lik. log p(x,r|z<=t) [cll]",
+    "mll": "marginal log-lik. log p(x,r|z<t) [mll]",
+    "info_gain": "information gain cll - mll [info_gain]",
+    "reward": "reward term [reward]",
+}
+BINS = 30
+FINAL_FRACTION = 0.1
+TERM_COLUMNS = ["task", "agent", "term", "step", "n_seeds", "mean", "ci_low", "ci_high"]
+FINAL_COLUMNS = ["task", "agent", "term", "n_seeds", "final_mean", "ci_low", "ci_high", "window_start_step"]
+
+
+def term_names(metrics: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """``(objective terms, other terms)`` present in ``metrics`` (column names without ``train/``)."""
+    present = [c[len("train/"):] for c in metrics.columns if c.startswith("train/") and metrics[c].notna().any()]
+    objective = [t for t in OBJECTIVE_TERMS if t in present]
+    return objective, sorted(set(present) - set(objective))
+
+
+def binned(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) -> pd.DataFrame:
+    """Per (task, agent, term, step bin): mean over seeds of each seed's bin average, with 95% CI."""
+    rows = []
+    for task, mt in metrics.groupby("task", sort=True):
+        edges = np.linspace(0.0, float(mt["step"].max()), BINS + 1)
+        centre = np.searchsorted(edges, mt["step"].to_numpy(), side="left").clip(1, BINS)
+        mt = mt.assign(_bin=edges[centre])  # each row labelled with its bin's right edge
+        for term in terms:
+            col = f"train/{term}"
+            d = mt[["agent", "seed", "_bin", col]].dropna()
+            per_seed = d.groupby(["agent", "_bin", "seed"], as_index=False)[col].mean()
+            for (agent, step), g in per_seed.groupby(["agent", "_bin"], sort=True):
+                m, lo, hi = bootstrap_mean_ci(g[col].to_numpy(), reps=reps, seed=seed)
+                rows.append({"task": task, "agent": agent, "term": term, "step": float(step), "n_seeds": len(g),
+                             "mean": m, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=TERM_COLUMNS)
+
+
+def final_values(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) -> pd.DataFrame:
+    """Each term averaged over the last 10% of each run's training steps; mean and CI over seeds."""
+    rows = []
+    for (task, agent), m in metrics.groupby(["task", "agent"], sort=True):
+        start = float(m["step"].max()) * (1.0 - FINAL_FRACTION)
+        last = m[m["step"] >= start]
+        for term in terms:
+            col = f"train/{term}"
+            per_seed = last.groupby("seed")[col].mean().dropna()
+            if per_seed.empty:
+                continue
+            v, lo, hi = bootstrap_mean_ci(per_seed.to_numpy(), reps=reps, seed=seed)
+            rows.append({"task": task, "agent": agent, "term": term, "n_seeds": len(per_seed), "final_mean": v,
+                         "ci_low": lo, "ci_high": hi, "window_start_step": start})
+    df = pd.DataFrame(rows, columns=FINAL_COLUMNS)
+    if not df.empty:
+        df["_o"] = df["agent"].map(A.sort_key)
+        df = df.sort_values(["term", "task", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    return df
+
+
+def _figure(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
+            note: str | None) -> list[Path]:
+    style.setup()
+    tasks = sorted(table["task"].unique())
+    agents = A.order(table["agent"].unique())
+    frame = style.Frame(max(3.6 * len(tasks) + 0.8, 7.5), 2.3 * len(terms) + 0.5, [A.label(a) for a in agents], note)
+    axes = frame.main.subplots(len(terms), len(tasks), squeeze=False, sharex="col")
+    handles: dict = {}
+    for i, term in enumerate(terms):
+        for j, task in enumerate(tasks):
+            ax = axes[i, j]
+            t = table[(table["term"] == term) & (table["task"] == task)]
+            for agent in agents:
+                c = t[t["agent"] == agent]
+                if c.empty:
+                    continue
+                (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.6,
+                                  marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
+                ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
+                handles.setdefault(A.label(agent), line)
+            if t.empty:
+                ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
+                        fontsize=style.NOTE_SIZE, color="#777777")
+            if i == 0:
+                ax.set_title(task)
+            if j == 0:
+                ax.set_ylabel(style.wrap(labels.get(term, term), 22), fontsize=9)
+            if i == len(terms) - 1:
+                ax.set_xlabel("simulator steps")
+            style.steps_axis(ax)
+    frame.main.suptitle(title)
+    keys = [A.label(a) for a in agents if A.label(a) in handles]
+    frame.legend([handles[k] for k in keys], keys)
+    return frame.save(out_dir, stem)
+
+
+def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, reps: int, note: str | None,
+            seeds_text: str) -> list[dict]:
+    """The ``terms`` and ``losses`` figures, ``terms``/``terms_final``/``losses`` tables; manifest entries."""
+    objective, other = term_names(metrics) if not metrics.empty else ([], [])
+    entries = []
+    for stem, terms, labels, title in (
+            ("terms", objective, OBJECTIVE_TERMS, "The objective's terms over training (per training episode)"),
+            ("losses", other, {}, "Other training losses and diagnostics (per training episode)")):
+        table = binned(metrics, terms, seed, reps) if terms else pd.DataFrame(columns=TERM_COLUMNS)
+        final = final_values(metrics, terms, seed, reps) if terms else pd.DataFrame(columns=FINAL_COLUMNS)
+        style.write_table(table, tables_dir, stem, title + ": binned mean, 95% bootstrap CI over seeds")
+        if stem == "terms":
+            style.write_table(final, tables_dir, "terms_final",
+                              f"Objective terms averaged over the last {FINAL_FRACTION:.0%} of training")
+        if table.empty:
+            reporters = "no agent reported any of " + ", ".join(OBJECTIVE_TERMS) if stem == "terms" else \
+                "no agent reported other train/* terms"
+            files = style.placeholder(out_dir, stem, title, f"Nothing to plot: {reporters} in metrics.csv.")
+            entries.append({"files": files, "caption": f"{title}: {reporters}."})
+            continue
+        files = _figure(table, terms, labels, title, stem, out_dir, note)
+        agents = ", ".join(A.order(table["agent"].unique()))
+        if stem == "terms":
+            caption = (f"The bound's terms during training, per task (columns) and term (rows), for every agent that "
+                       f"reports them ({agents}): per-episode averages binned into {BINS} step bins, mean over seeds "
+                       f"with 95% bootstrap band ({reps} resamples, seed {seed}); {seeds_text}. What to look for: "
+                       "the paper claims the marginal-likelihood term (red, 'ml') stops the model being paid for "
+                       "modelling observations for their own sake, so compared with its ELBO partner (blue) the "
+                       "conditional log-likelihood (cll) should be lower or flatter while reward is no worse; "
+                       "info_gain = cll - mll is what the planner is paid for. terms_final.csv gives the values "
+                       "over the last 10% of training.")
+        else:
+            caption = (f"Other training losses reported by the agents ({agents}), binned as in the terms figure; "
+                       f"mean over seeds with 95% bootstrap band; {seeds_text}.")
+        entries.append({"files": files, "caption": caption})
+    return entries
