@@ -15,7 +15,6 @@ is accounted for by the closed form ``q* ∝ p_a exp(R / alpha)`` (``planning.im
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -100,15 +99,3 @@ class LatentPlanner:
         marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
         return information_gain(cond, marg)
 
-
-def decisions_per_second(planner: LatentPlanner, state: State, prior_fn, value_fn, n: int = 20) -> float:
-    """Planner throughput on one state (for benchmarks)."""
-    import time
-    gen = torch.Generator().manual_seed(0)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        planner.plan(state, prior_fn, value_fn, 1.0, 1.0, gen)
-    return n / (time.perf_counter() - t0)
-
-
-__all__ = ["LatentPlanner", "decisions_per_second", "math"]

@@ -1,0 +1,125 @@
+"""The one configuration of the AVEM agent family: four switches plus shared hyperparameters.
+
+Every registered variant (``avem.agents.avem``) uses this class; a variant sets only the four
+switches, so ablations compare like with like. Fields that only one switch reads say so.
+Defaults: every switch off (a generative ELBO agent, uniform action prior, amortised policy:
+the SLAC-like corner), so adding a switch never changes an existing result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avem.models.rssm import RSSMConfig
+from avem.nets.actor_critic import ActorCriticConfig
+
+MODELS = ("discriminative", "generative")
+ACTION_PRIORS = ("uniform", "learned")
+
+
+@dataclass(frozen=True)
+class AVEMConfig(ActorCriticConfig, RSSMConfig):
+    """AVEM agent: switches, then training, marginal likelihood, action prior and planning fields.
+
+    Inherits the soft actor-critic fields (``ActorCriticConfig``: critic, amortised policy,
+    temperature) and the model fields (``RSSMConfig``; a discriminative agent reads only
+    ``deter`` and ``model_hidden`` for its GRU encoder, which trains at ``critic_lr``).
+    """
+
+    # ---- the four switches --------------------------------------------------------------
+    model: str = "generative"
+    """'generative' (RSSM with likelihood of x and r) or 'discriminative' (GRU history encoder, no likelihood)."""
+    marginal_likelihood: bool = False
+    """Add -beta_ml * log p(x_t, r_t | past) to model learning and beta_ml * information gain to planning (generative only)."""
+    action_prior: str = "uniform"
+    """'uniform' (max-entropy: KL(q||U) = -H(q) + d log 2) or 'learned' (network p_a(a|z) trained by KL(q||p_a))."""
+    planning: bool = False
+    """q(a_t) inferred by importance-sampling planning in the model (generative only); off: amortised policy q(a|z)."""
+
+    # ---- training -------------------------------------------------------------------------
+    batch_size: int = 16
+    """Replay windows per update."""
+    seq_len: int = 32
+    """Rows per replay window (the model is filtered over the window from a zero state)."""
+    critic_burn_in: int = 4
+    """First rows of each window used only to warm up the recurrent state, not as critic/actor/prior samples."""
+    updates_per_step: float = 1.0
+    """Gradient updates per agent step (fractional values accumulate: 0.5 = one update every other step)."""
+
+    # ---- marginal likelihood (marginal_likelihood=True) ---------------------------------
+    iw_samples: int = 4
+    """K, importance samples of the one-step predictive marginal likelihood estimate."""
+    beta_ml_start: float = 0.01
+    """Coefficient of the marginal-likelihood term at the first update."""
+    beta_ml_end: float = 1.0
+    """Coefficient after annealing (1.0 = the paper's objective)."""
+    beta_ml_anneal_steps: int = 10_000
+    """Updates over which beta_ml rises linearly from beta_ml_start to beta_ml_end."""
+
+    # ---- learned action prior (action_prior='learned') ----------------------------------
+    prior_lr: float = 3e-4
+    """Adam learning rate of p_a(a|z) (consolidation of the planned posteriors)."""
+    noplan_prior_lr_scale: float = 0.1
+    """Without planning the prior learns at prior_lr * this: a slower-moving prior, so KL(q||p_a) is not trivially 0."""
+    prior_init_std: float = 1.0
+    """Initial pre-squash standard deviation of p_a (broad, so the first proposals cover the box)."""
+    target_kl: float = 0.5
+    """Per action dimension: with a learned prior the temperature alpha is tuned so KL(q||p_a) tracks act_dim * this (with the uniform prior alpha tracks the entropy target, the same rule since KL(q||U) = -H + d log 2)."""
+
+    # ---- planning (planning=True) --------------------------------------------------------
+    plan_horizon: int = 5
+    """Imagined steps per candidate before the soft value bootstrap."""
+    plan_samples: int = 64
+    """Candidate first actions per iteration."""
+    plan_iterations: int = 3
+    """Importance-sampling iterations (the first draws from the action prior)."""
+    plan_min_std: float = 0.1
+    """Floor on the planned posterior's pre-squash standard deviation."""
+    plan_temperature: float | None = None
+    """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
+    plan_info_gain_samples: int = 4
+    """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
+
+    def validate(self) -> None:
+        """Reject invalid switch combinations and values before anything runs."""
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.action_prior not in ACTION_PRIORS:
+            raise ValueError(f"action_prior must be one of {ACTION_PRIORS}, got {self.action_prior!r}")
+        if self.model == "discriminative":
+            bad = [name for name, on in (("planning=True", self.planning),
+                                         ("marginal_likelihood=True", self.marginal_likelihood)) if on]
+            if bad:
+                raise ValueError(f"model='discriminative' conflicts with {' and '.join(bad)}: a discriminative "
+                                 "agent has no likelihood model to plan with or to compute a marginal likelihood of; "
+                                 "use model='generative' or switch them off")
+        checks = [
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}"),
+            (0 <= self.critic_burn_in <= self.seq_len - 2,
+             f"critic_burn_in must be in [0, seq_len - 2], got {self.critic_burn_in} (seq_len={self.seq_len})"),
+            (self.updates_per_step >= 0, f"updates_per_step must be >= 0, got {self.updates_per_step}"),
+            (self.iw_samples >= 1, f"iw_samples must be >= 1, got {self.iw_samples}"),
+            (self.beta_ml_start >= 0 and self.beta_ml_end >= 0, "beta_ml_start and beta_ml_end must be >= 0"),
+            (self.beta_ml_anneal_steps >= 0, f"beta_ml_anneal_steps must be >= 0, got {self.beta_ml_anneal_steps}"),
+            (self.prior_lr > 0 and self.noplan_prior_lr_scale > 0, "prior_lr and noplan_prior_lr_scale must be > 0"),
+            (self.prior_init_std > 0, f"prior_init_std must be > 0, got {self.prior_init_std}"),
+            (self.target_kl > 0, f"target_kl must be > 0, got {self.target_kl}"),
+            (self.plan_horizon >= 1, f"plan_horizon must be >= 1, got {self.plan_horizon}"),
+            (self.plan_samples >= 2, f"plan_samples must be >= 2, got {self.plan_samples}"),
+            (self.plan_iterations >= 1, f"plan_iterations must be >= 1, got {self.plan_iterations}"),
+            (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
+            (self.plan_temperature is None or self.plan_temperature > 0,
+             f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
+            (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
+            (0.0 <= self.kl_balance <= 1.0, f"kl_balance must be in [0, 1], got {self.kl_balance}"),
+            # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
+            # If beta_ml exceeds that, q is driven away from p without bound (observed: kl_z -> 400 nats).
+            (not self.marginal_likelihood or max(self.beta_ml_start, self.beta_ml_end) <= 2 * (1 - self.kl_balance),
+             f"marginal_likelihood=True needs beta_ml <= 2 * (1 - kl_balance) or the posterior diverges from the prior; "
+             f"got beta_ml_end={self.beta_ml_end}, kl_balance={self.kl_balance} (use kl_balance=0.5)"),
+            (self.free_nats >= 0, f"free_nats must be >= 0, got {self.free_nats}"),
+            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

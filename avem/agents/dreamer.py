@@ -1,0 +1,322 @@
+"""Dreamer (Hafner et al. 2020, "Dream to Control"): the RSSM world model of PlaNet, plus an
+actor and a state-value critic trained on imagined latent trajectories with lambda-returns.
+
+Shared code: the world model is ``avem.models.rssm.RSSM`` trained by ``RSSM.loss`` (the ELBO,
+free nats 3), and imagination is ``RSSM.imagine``; the policy's distribution is
+``avem.nets.distributions.TanhNormal`` and the networks are ``avem.nets.mlp``. Dreamer's critic
+is a state value V(s) regressed on lambda-returns (not the soft Q of ``avem.nets.actor_critic``),
+and its actor a TanhNormal with Dreamer's mean/std parameterisation: both are written here.
+
+One update (official code ``dreamer.py``, ``Dreamer._train``):
+1. model: ``RSSM.loss`` on ``(batch_size, seq_len)`` replay windows, Adam step, clip 100;
+2. imagination: from EVERY posterior state of the batch (detached), roll ``horizon`` steps of the
+   prior with actions sampled (reparameterised) from the actor on detached features;
+3. lambda-returns ``V^lambda`` (``lambda_return``) on the imagined rewards (reward decoder mean)
+   and values, bootstrapped with the last value, discount ``gamma``; weights
+   ``[1, gamma, gamma^2, ...]``;
+4. actor: maximise ``mean(weights * V^lambda)`` by backpropagating through the imagined dynamics
+   (model and critic frozen, their gradients discarded), plus ``actor_entropy`` times a one-sample
+   entropy estimate (0 in Dreamer v1, which explores by action noise only);
+5. critic: ``mean(weights * 0.5 (V(s_tau) - sg(V^lambda_tau))^2)`` on detached imagined states.
+
+Schedule: Dreamer trains 100 steps every 1000 simulator steps (= one 1000-step episode) after
+5000 prefill steps; here ``updates_per_episode`` updates run at each episode's first step (see
+``avem.agents.planet``: same scheme) and the loop's ``seed_steps = 5000`` is the prefill.
+Acting: ``sample + N(0, 0.3^2)`` noise (clipped) in training; ``explore=False`` returns
+``tanh(mean)`` (Dreamer v1 takes the most likely of 100 samples) and filters with the posterior mean.
+
+Deviations from the paper: vector observations (MLP encoder/decoder of the shared RSSM, ELU;
+the paper uses pixels and ConvNets), decoders of width ``model_hidden`` = 200 (paper: reward
+decoder 2 x 400), the task's customary action repeat (Dreamer used 2 everywhere), Adam's epsilon
+torch's 1e-8 (TF's 1e-7). Cost: the behaviour part (2500 imagination starts x 15 steps through
+a 4 x 400 actor, forward and backward) is ~95% of an update, several seconds on one CPU core, so
+a 100k-step cartpole run (about 9.5k updates) takes many hours on CPU and Dreamer is not in the
+CPU benchmark; ``imagine_starts`` (default 0: all of them, as the paper) imagines from a random
+subset of the posterior states when CPU time forces it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from avem.agents.base import obs_dim
+from avem.agents.planet import episode_just_started, mean_metrics
+from avem.agents.registry import register
+from avem.models.rssm import RSSM, RSSMConfig
+from avem.nets.distributions import TanhNormal
+from avem.nets.mlp import mlp
+from avem.train.replay import ReplayBuffer
+
+
+@dataclass(frozen=True)
+class DreamerConfig(RSSMConfig):
+    """Dreamer: RSSM fields (paper values where they differ from the shared defaults), training, behaviour."""
+
+    # ---- the model's sizes and loss (Dreamer v1: plain ELBO with free nats 3), pinned here so a
+    # change of the shared RSSM defaults for the AVEM family never changes this baseline silently
+    deter: int = 200
+    """Size of the deterministic GRU state h_t (paper: 200)."""
+    stoch: int = 30
+    """Size of the stochastic Gaussian latent z_t (paper: 30)."""
+    model_hidden: int = 200
+    """Width of the model's hidden layers (paper: 200)."""
+    min_std: float = 0.1
+    """Lower bound of the prior/posterior standard deviations (paper's code: 0.1)."""
+    model_lr: float = 6e-4
+    """Adam learning rate of the model (paper: 6e-4)."""
+    model_grad_clip: float = 100.0
+    """Gradient-norm clip of the model update (paper: 100)."""
+    obs_std: float = 1.0
+    """Standard deviation of the Gaussian observation likelihood (paper: 1)."""
+    reward_std: float = 1.0
+    """Standard deviation of the Gaussian reward likelihood (paper: 1)."""
+    kl_scale: float = 1.0
+    """Scale of the KL term (paper: 1)."""
+    free_nats: float = 3.0
+    """Free nats on the batch-mean KL(q(z)||p(z)) (paper: 3)."""
+    kl_balance: float = 0.5
+    """0.5 = the plain ELBO gradient (KL balancing came with DreamerV2)."""
+
+    # ---- training schedule -------------------------------------------------------------
+    batch_size: int = 50
+    """Sequence chunks per update (paper: 50)."""
+    seq_len: int = 50
+    """Rows per chunk (paper: 50)."""
+    updates_per_episode: int = 100
+    """Updates per 1000-step episode, run at the episode's first step (paper: 100 every 1000 env steps)."""
+
+    # ---- behaviour learning ------------------------------------------------------------
+    horizon: int = 15
+    """Imagination horizon (paper: 15)."""
+    imagine_starts: int = 0
+    """Imagination start states per update: 0 = every posterior state of the batch (paper: 50 x 50 = 2500);
+    n > 0 draws n of them uniformly without replacement (a CPU option: the behaviour part is ~95% of an update's cost)."""
+    gamma: float = 0.99
+    """Discount per agent step (paper: 0.99)."""
+    lambda_: float = 0.95
+    """lambda of the lambda-returns (paper: 0.95)."""
+    actor_lr: float = 8e-5
+    """Adam learning rate of the actor (paper: 8e-5)."""
+    value_lr: float = 8e-5
+    """Adam learning rate of the value network (paper: 8e-5)."""
+    ac_grad_clip: float = 100.0
+    """Gradient-norm clip of actor and value updates (paper: 100)."""
+    units: int = 400
+    """Width of the actor and value hidden layers (paper: 400)."""
+    actor_layers: int = 4
+    """Hidden layers of the actor (paper: 4)."""
+    value_layers: int = 3
+    """Hidden layers of the value network (paper: 3)."""
+    action_init_std: float = 5.0
+    """Initial pre-squash std of the actor: ``std = softplus(raw + softplus^-1(init_std)) + min_std`` (paper: 5)."""
+    action_min_std: float = 1e-4
+    """Floor of the actor's pre-squash std (paper: 1e-4)."""
+    action_mean_scale: float = 5.0
+    """The actor's pre-squash mean is ``scale * tanh(raw / scale)`` (paper: 5)."""
+    actor_entropy: float = 0.0
+    """Weight of the actor's entropy bonus (Dreamer v1: 0, exploration by noise; DreamerV2 uses 1e-4)."""
+    explore_noise: float = 0.3
+    """Std of the Gaussian noise added to the sampled action in training episodes (paper: 0.3)."""
+
+    tiny_overrides: ClassVar[dict] = {
+        "deter": 16, "stoch": 4, "model_hidden": 16, "batch_size": 4, "seq_len": 8, "updates_per_episode": 3,
+        "horizon": 3, "units": 16, "actor_layers": 2, "value_layers": 2}
+    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+
+    def validate(self) -> None:
+        checks = [
+            (self.batch_size >= 1 and self.seq_len >= 2, "batch_size must be >= 1 and seq_len >= 2"),
+            (self.updates_per_episode >= 0, f"updates_per_episode must be >= 0, got {self.updates_per_episode}"),
+            (self.horizon >= 2, f"horizon must be >= 2 (one step is bootstrapped), got {self.horizon}"),
+            (self.imagine_starts >= 0, f"imagine_starts must be >= 0, got {self.imagine_starts}"),
+            (0.0 < self.gamma <= 1.0 and 0.0 <= self.lambda_ <= 1.0, "gamma must be in (0, 1], lambda_ in [0, 1]"),
+            (self.actor_lr > 0 and self.value_lr > 0 and self.ac_grad_clip > 0, "actor_lr, value_lr, ac_grad_clip > 0"),
+            (self.units >= 1 and self.actor_layers >= 1 and self.value_layers >= 1, "units and layers must be >= 1"),
+            (self.action_init_std > 0 and self.action_min_std >= 0 and self.action_mean_scale > 0,
+             "action_init_std > 0, action_min_std >= 0, action_mean_scale > 0"),
+            (self.actor_entropy >= 0 and self.explore_noise >= 0, "actor_entropy and explore_noise must be >= 0"),
+            (self.free_nats >= 0 and 0.0 <= self.kl_balance <= 1.0, "free_nats >= 0 and kl_balance in [0, 1]"),
+            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+def lambda_return(reward: torch.Tensor, value: torch.Tensor, bootstrap: torch.Tensor, discount: float,
+                  lambda_: float) -> torch.Tensor:
+    """TD(lambda) returns along axis 1: ``reward, value: (B, T)``, ``bootstrap: (B,)`` -> ``(B, T)``.
+
+    ``R_t = r_t + discount * ((1 - lambda) v_{t+1} + lambda R_{t+1})`` with ``v_T = R_T = bootstrap``
+    (Dreamer's ``tools.lambda_return``: ``r_t`` is the reward predicted in state t and ``v_t`` its value).
+    """
+    next_value = torch.cat([value[:, 1:], bootstrap[:, None]], 1)
+    inputs = reward + discount * (1.0 - lambda_) * next_value
+    out, last = [], bootstrap
+    for t in reversed(range(reward.shape[1])):
+        last = inputs[:, t] + discount * lambda_ * last
+        out.append(last)
+    return torch.stack(out[::-1], 1)
+
+
+class DreamerActor(nn.Module):
+    """``feat (..., F) -> TanhNormal over (..., A)`` with Dreamer's mean and std parameterisation."""
+
+    def __init__(self, feat_dim: int, act_dim: int, cfg: DreamerConfig):
+        super().__init__()
+        self.net = mlp(feat_dim, 2 * act_dim, cfg.units, cfg.actor_layers, nn.ELU)
+        self.mean_scale, self.min_std = cfg.action_mean_scale, cfg.action_min_std
+        self.raw_init_std = math.log(math.expm1(cfg.action_init_std))
+
+    def forward(self, feat: torch.Tensor) -> TanhNormal:
+        mean, std = self.net(feat).chunk(2, -1)
+        mean = self.mean_scale * torch.tanh(mean / self.mean_scale)
+        return TanhNormal(mean, F.softplus(std + self.raw_init_std) + self.min_std)
+
+
+class _Frozen:
+    """Context: modules' parameters get no gradient (gradients still flow THROUGH them)."""
+
+    def __init__(self, *modules: nn.Module):
+        self.modules = modules
+
+    def __enter__(self):
+        for m in self.modules:
+            m.requires_grad_(False)
+
+    def __exit__(self, *exc):
+        for m in self.modules:
+            m.requires_grad_(True)
+
+
+class DreamerAgent:
+    """``obs: (obs_dim,)`` -> filtering state ``[h, z]`` -> actor -> action; learns in imagination."""
+
+    def __init__(self, obs_space, act_space, cfg: DreamerConfig, seed: int):
+        cfg.validate()
+        if len(obs_space.shape) != 1:
+            raise ValueError(f"dreamer takes flat vector observations, got shape {obs_space.shape} "
+                             "(the shared RSSM has no pixel encoder yet)")
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        with torch.random.fork_rng(devices=[]):  # initialisation depends on the seed only
+            torch.manual_seed(seed)
+            self.model = RSSM(self.obs_dim, self.act_dim, cfg)
+            self.actor = DreamerActor(self.model.feat_dim, self.act_dim, cfg)
+            self.value = mlp(self.model.feat_dim, 1, cfg.units, cfg.value_layers, nn.ELU)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr)
+        self.num_updates = 0
+
+    def initial_state(self):
+        return None
+
+    def latent(self, state) -> np.ndarray:
+        """Probe hook (``avem.probe``): the filtering features ``[h_t, z_t]`` after ``act``, ``(deter + stoch,)``."""
+        return self.model.feat(state["latent"])[0].detach().numpy()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state, explore: bool):
+        """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
+        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
+        first = torch.tensor([state is None])
+        latent = self.model.initial(1) if state is None else state["latent"]
+        prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
+        latent, _ = self.model.obs_step(latent, prev_a, self.model.embed(x), first, self.gen, sample=explore)
+        dist = self.actor(self.model.feat(latent))
+        if explore:
+            action = dist.rsample_with_log_prob(self.gen)[0]
+            noise = self.cfg.explore_noise * torch.randn(action.shape, generator=self.gen)
+            action = (action + noise).clamp(-1.0, 1.0)
+        else:
+            action = dist.mode()
+        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}
+
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """``updates_per_episode`` updates at an episode's first step, else nothing (returns {})."""
+        if not episode_just_started(buffer):
+            return {}
+        return mean_metrics([self._update_once(buffer) for _ in range(self.cfg.updates_per_episode)])
+
+    def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
+        cfg = self.cfg
+        raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
+        # 1. world model
+        out = self.model.loss(raw["obs"], raw["action"], raw["reward"], raw["is_first"], self.gen)
+        self.model_opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.model_grad_clip)
+        self.model_opt.step()
+        # 2.-4. imagination from every posterior state, actor through the dynamics
+        start = {k: v.detach().reshape(-1, v.shape[-1]) for k, v in out.post.items()}
+        n = start["deter"].shape[0]
+        if 0 < cfg.imagine_starts < n:
+            keep = torch.randperm(n, generator=self.gen)[: cfg.imagine_starts]
+            start = {k: v[keep] for k, v in start.items()}
+        actor_loss, imag = self.behaviour_losses(start)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_grad_clip)
+        self.actor_opt.step()
+        # 5. value regression on detached imagined states
+        value_pred = self.value(imag["feat"][:, :-1].detach()).squeeze(-1)
+        value_loss = (imag["weights"] * 0.5 * (value_pred - imag["returns"].detach()).pow(2)).mean()
+        self.value_opt.zero_grad(set_to_none=True)
+        value_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.value.parameters(), cfg.ac_grad_clip)
+        self.value_opt.step()
+        self.num_updates += 1
+        return {**out.metrics, "actor_loss": actor_loss.item(), "value_loss": value_loss.item(),
+                "imag_return": imag["returns"].mean().item(), "imag_reward": imag["reward"].mean().item(),
+                "value_mean": imag["value"].mean().item(), "entropy": imag["entropy"].item()}
+
+    def behaviour_losses(self, start: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Imagine ``horizon`` steps from ``start`` (N, .) (detached) and return the actor loss and the
+        imagined ``feat (N, H, F)``, ``reward``, ``value (N, H)``, ``returns (N, H-1)``, ``weights (H-1,)``,
+        ``entropy``. Model and value network are frozen: the loss's gradient reaches only the actor,
+        through the actions fed to the dynamics (Dreamer's "dynamics backpropagation")."""
+        cfg, log_probs = self.cfg, []
+
+        def policy(feat: torch.Tensor) -> torch.Tensor:
+            action, log_q = self.actor(feat.detach()).rsample_with_log_prob(self.gen)
+            log_probs.append(log_q)
+            return action
+
+        with _Frozen(self.model, self.value):
+            traj = self.model.imagine(start, policy, cfg.horizon, self.gen)
+            value = self.value(traj["feat"]).squeeze(-1)
+            returns = lambda_return(traj["reward"][:, :-1], value[:, :-1], value[:, -1], cfg.gamma, cfg.lambda_)
+            weights = cfg.gamma ** torch.arange(cfg.horizon - 1, dtype=returns.dtype)
+            entropy = -torch.stack(log_probs, 1).mean()
+            actor_loss = -(weights * returns).mean() - cfg.actor_entropy * entropy
+        return actor_loss, {"feat": traj["feat"], "reward": traj["reward"], "value": value, "returns": returns,
+                            "weights": weights, "entropy": entropy}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "actor": self.actor.state_dict(), "value": self.value.state_dict(),
+                "model_opt": self.model_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "value_opt": self.value_opt.state_dict(), "gen": self.gen.get_state(),
+                "rng": self.rng.bit_generator.state, "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.actor.load_state_dict(state["actor"])
+        self.value.load_state_dict(state["value"])
+        self.model_opt.load_state_dict(state["model_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.value_opt.load_state_dict(state["value_opt"])
+        self.gen.set_state(state["gen"])
+        self.rng.bit_generator.state = state["rng"]
+        self.num_updates = state["num_updates"]
+
+
+register("dreamer", DreamerAgent, DreamerConfig,
+         "Dreamer: RSSM on the ELBO (free nats 3) + actor-critic in imagination (H=15, lambda-returns)")

@@ -1,0 +1,194 @@
+"""Stable-Baselines3's SAC as a registered agent: the external anchor of our own ``sac``.
+
+The training loop owns the environment, so SB3 is used as a learner, not as a runner:
+
+- ``stable_baselines3.SAC("MlpPolicy", <spaces-only env>)`` is built once; its policy, critic,
+  optimisers, temperature and REPLAY BUFFER are SB3's own (``SAC.train`` samples SB3's buffer).
+- ``update(buffer)`` first copies every loop row it has not seen yet into SB3's buffer (reading
+  rows, never sampling ours: warm-up episodes included, as ``sac`` trains on them too), then
+  calls SB3's public ``SAC.train(gradient_steps=1, batch_size)``.
+- ``act`` calls SB3's ``predict(obs, deterministic=not explore)`` on the same frame stack as
+  ``sac`` (the first observation repeated at an episode's start).
+
+Hyperparameters are ``sac``'s (``ActorCriticConfig``) mapped onto SB3's arguments where SB3
+allows: one learning rate (so ``actor_lr == critic_lr == alpha_lr`` is required),
+``ent_coef='auto_<init_temperature>'``, ``target_entropy=-act_dim``, ``net_arch=[hidden]*depth``
+(ReLU, as ours), ``tau``, ``gamma``, ``batch_size``, ``train_freq=1``, ``gradient_steps=1``.
+SB3's own choices are kept, and differ from ``sac`` in these places (none is a tuning change):
+
+- the Polyak update: SB3's ``train`` applies it at every call (its ``target_update_interval``
+  counts gradient steps inside one call, so with one step per call it cannot skip); ours runs
+  every ``target_update_every`` updates, which is reproduced exactly by setting SB3's ``tau``
+  to 0 on the calls in between (``target.mul_(1 - 0).add_(0 * p)`` leaves the target as it is);
+- the policy's log standard deviation is clipped to [-20, 2] (ours: tanh-rescaled to [-5, 2]);
+- the temperature is updated BEFORE the critic (ours after the actor), and SB3's reported
+  critic loss is ``0.5 (mse1 + mse2)``: logged here times 2, so it means what ``sac`` logs;
+- every transition enters SB3's buffer, including the first ``frame_stack - 1`` of an episode
+  whose stack is padded by repetition; ``sac`` samples only windows inside an episode, so it
+  never trains on those (2 of 125 transitions per cartpole episode).
+
+Randomness: SB3 draws policy noise from torch's GLOBAL generator (saved by the loop) and samples
+its buffer with numpy's GLOBAL ``np.random`` (saved here). Both are seeded at construction by
+SB3's ``set_random_seed(seed)``. ``state_dict`` holds the networks, optimisers, temperature,
+SB3's buffer contents, the row cursor and ``np.random``'s state, so a resumed run reproduces an
+uninterrupted one exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from avem.agents.base import obs_dim
+from avem.agents.registry import register
+from avem.nets.actor_critic import ActorCriticConfig
+from avem.train.replay import ReplayBuffer
+
+_BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+@dataclass(frozen=True)
+class SB3SACConfig(ActorCriticConfig):
+    """SB3 SAC hyperparameters: ``sac``'s fields, mapped onto SB3's arguments (module docstring)."""
+
+    batch_size: int = 256
+    """Transitions per gradient update (SB3 ``batch_size``)."""
+    frame_stack: int = 3
+    """Most recent observations concatenated into SB3's observation (as ``sac``)."""
+    buffer_size: int = 1_000_000
+    """Capacity of SB3's replay buffer, in transitions (SB3's default; a 100k-step run stores 12.5k)."""
+
+    tiny_overrides: ClassVar[dict] = {"hidden": 32, "batch_size": 32, "buffer_size": 4096}
+    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+
+    def validate(self) -> None:
+        if self.frame_stack < 1 or self.batch_size < 1 or self.buffer_size < 1:
+            raise ValueError("frame_stack, batch_size and buffer_size must be >= 1")
+        if not self.actor_lr == self.critic_lr == self.alpha_lr:
+            raise ValueError(f"sb3-sac has one learning rate for actor, critic and temperature; got actor_lr="
+                             f"{self.actor_lr}, critic_lr={self.critic_lr}, alpha_lr={self.alpha_lr}")
+        if self.actor_update_every != 1:
+            raise ValueError(f"SB3's SAC updates the actor at every step; actor_update_every must be 1, "
+                             f"got {self.actor_update_every}")
+        if self.target_update_every < 1:
+            raise ValueError(f"target_update_every must be >= 1, got {self.target_update_every}")
+
+
+class _SpacesOnly(gym.Env):
+    """A gymnasium env that only carries spaces: SB3 needs one to build its networks; nothing steps it."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def reset(self, *, seed=None, options=None):
+        raise NotImplementedError("sb3-sac never steps SB3's env: the avem loop owns the environment")
+
+    def step(self, action):
+        raise NotImplementedError("sb3-sac never steps SB3's env: the avem loop owns the environment")
+
+
+class SB3SACAgent:
+    """``obs: (obs_dim,)`` -> stacked ``(frame_stack * obs_dim,)`` -> SB3 SAC policy -> ``(act_dim,)``."""
+
+    def __init__(self, obs_space, act_space, cfg: SB3SACConfig, seed: int):
+        from stable_baselines3 import SAC
+        from stable_baselines3.common.logger import Logger
+
+        if len(obs_space.shape) != 1:
+            raise ValueError(f"sb3-sac takes flat vector observations, got shape {obs_space.shape}")
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
+        stacked = gym.spaces.Box(-np.inf, np.inf, (cfg.frame_stack * self.obs_dim,), np.float32)
+        box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)  # the loop's actions; SB3 then rescales nothing
+        self.model = SAC(
+            "MlpPolicy", _SpacesOnly(stacked, box), learning_rate=cfg.actor_lr, buffer_size=cfg.buffer_size,
+            learning_starts=0, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma, train_freq=1,
+            gradient_steps=1, ent_coef=f"auto_{cfg.init_temperature}" if cfg.learn_temperature else cfg.init_temperature,
+            target_update_interval=1, target_entropy="auto" if cfg.target_entropy is None else cfg.target_entropy,
+            policy_kwargs={"net_arch": [cfg.hidden] * cfg.depth}, seed=seed, device="cpu", verbose=0)
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        self.num_updates = 0
+        self._synced = 0  # loop rows already copied into SB3's buffer
+        self._stack: np.ndarray | None = None  # frame stack at the last copied row
+
+    def _stack_obs(self, obs: np.ndarray, state: np.ndarray | None) -> np.ndarray:
+        """``state (frame_stack, obs_dim)`` -> next stack; None starts an episode (first obs repeated)."""
+        obs = np.asarray(obs, np.float32)
+        if state is None:
+            return np.repeat(obs[None], self.cfg.frame_stack, 0)
+        return np.concatenate([state[1:], obs[None]])
+
+    def initial_state(self):
+        return None
+
+    def act(self, obs: np.ndarray, state, explore: bool):
+        """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
+        state = self._stack_obs(obs, state)
+        action, _ = self.model.predict(state.reshape(-1), deterministic=not explore)
+        return np.asarray(action, np.float32).reshape(self.act_dim), state
+
+    def _sync(self, buffer: ReplayBuffer) -> None:
+        """Copy loop rows ``[_synced, size)`` into SB3's buffer as (stack, a, r, next stack, terminal)."""
+        d, rb = buffer.data, self.model.replay_buffer
+        for i in range(self._synced, buffer.size):
+            if d["is_first"][i]:
+                self._stack = self._stack_obs(d["obs"][i], None)
+                continue
+            nxt = self._stack_obs(d["obs"][i], self._stack)
+            rb.add(self._stack.reshape(1, -1), nxt.reshape(1, -1), d["action"][i][None],
+                   np.array([d["reward"][i]], np.float32), np.array([float(d["is_terminal"][i])], np.float32),
+                   [{}])
+            self._stack = nxt
+        self._synced = buffer.size
+
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        self._sync(buffer)
+        self.model.tau = self.cfg.tau if self.num_updates % self.cfg.target_update_every == 0 else 0.0
+        self.model.train(gradient_steps=1, batch_size=self.cfg.batch_size)
+        self.num_updates += 1
+        log = self.model.logger.name_to_value
+        metrics = {"critic_loss": 2.0 * log["train/critic_loss"], "actor_loss": log["train/actor_loss"],
+                   "alpha": log["train/ent_coef"]}
+        if "train/ent_coef_loss" in log:
+            metrics["alpha_loss"] = log["train/ent_coef_loss"]
+        return metrics
+
+    def state_dict(self) -> dict:
+        m, rb = self.model, self.model.replay_buffer
+        n = rb.buffer_size if rb.full else rb.pos
+        state = {
+            "policy": m.policy.state_dict(),
+            "actor_optim": m.actor.optimizer.state_dict(),
+            "critic_optim": m.critic.optimizer.state_dict(),
+            "n_updates": m._n_updates,
+            "buffer": {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_FIELDS}},
+            "num_updates": self.num_updates, "synced": self._synced, "stack": self._stack,
+            "np_random": np.random.get_state(),
+        }
+        if m.ent_coef_optimizer is not None:
+            state["log_ent_coef"] = m.log_ent_coef.detach().clone()
+            state["ent_coef_optim"] = m.ent_coef_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        m, rb = self.model, self.model.replay_buffer
+        m.policy.load_state_dict(state["policy"])
+        m.actor.optimizer.load_state_dict(state["actor_optim"])
+        m.critic.optimizer.load_state_dict(state["critic_optim"])
+        m._n_updates = state["n_updates"]
+        if "log_ent_coef" in state:
+            with torch.no_grad():
+                m.log_ent_coef.copy_(state["log_ent_coef"])
+            m.ent_coef_optimizer.load_state_dict(state["ent_coef_optim"])
+        b = state["buffer"]
+        for k in _BUFFER_FIELDS:
+            getattr(rb, k)[: len(b[k])] = b[k]
+        rb.pos, rb.full = b["pos"], b["full"]
+        self.num_updates, self._synced, self._stack = state["num_updates"], state["synced"], state["stack"]
+        np.random.set_state(state["np_random"])
+
+
+register("sb3-sac", SB3SACAgent, SB3SACConfig,
+         "Stable-Baselines3's SAC (external anchor of sac): same frame stack, hyperparameters and evaluation")

@@ -1,0 +1,307 @@
+"""A study: tasks x agents x seeds at one budget, expanded and validated before any job runs.
+
+The Snakemake workflow (``workflows/rules/common.smk``) checks its config's shape with
+``validate_config`` (``snakemake.utils.validate`` against ``workflows/config/schema.yaml``),
+builds a ``Study`` from it and calls ``Study.check()``, which resolves every (task, agent) pair
+through ``avem.train.config.resolve`` exactly as ``avem train`` will. So an unknown task or
+agent, an unknown key, a wrong type or an invalid switch combination fails at DAG-building time
+with a message naming the config entry. Only ``validate_config`` imports Snakemake; tests call
+everything directly.
+
+Also here: the tracking store (``default_tracking_uri``: one SQLite store per results
+directory; ``create_store``: the store and the experiment, created once before any training
+job starts), the figure manifest reader, and whether the probe / analysis stages exist yet.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESERVED_SETS = ("task", "agent", "seed", "experiment")
+"""Run keys a study sets itself: an agent's ``set`` may not override them."""
+
+
+class StudyError(ValueError):
+    """An invalid study config; the message names every offending entry, one per line."""
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """One ``agents:`` entry: a registry name, its ``--set`` overrides and its job resources."""
+
+    name: str
+    sets: dict = field(default_factory=dict)
+    """``--set`` overrides (run or agent keys) for this agent only, applied over the study's ``set``."""
+    resources: dict = field(default_factory=dict)
+    """``mem_mb`` / ``runtime`` (minutes) of its training jobs, over the study's ``resources.train``."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One expected training run (its identity is its output path)."""
+
+    task: str
+    agent: str
+    seed: int
+
+    def path(self, runs_dir: str | Path) -> Path:
+        return Path(runs_dir) / self.task / self.agent / f"seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """The study a config describes (already schema-validated, defaults filled)."""
+
+    tasks: tuple[str, ...]
+    agents: tuple[AgentEntry, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    experiment: str
+    budgets: tuple[int, ...]
+    sets: dict
+    threads: int
+    train_resources: dict
+    probe_agents: tuple[str, ...]
+    probe_tasks: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Study":
+        agents = []
+        for name, entry in config["agents"].items():
+            entry = entry or {}
+            agents.append(AgentEntry(str(name), dict(entry.get("set") or {}), dict(entry.get("resources") or {})))
+        probe = config.get("probe") or {}
+        tasks = tuple(config["tasks"])
+        return cls(tasks=tasks, agents=tuple(agents), seeds=tuple(int(s) for s in config["seeds"]),
+                   steps=int(config["steps"]), eval_every=int(config["eval"]["every"]),
+                   eval_episodes=int(config["eval"]["episodes"]), experiment=str(config["experiment"]),
+                   budgets=tuple(int(b) for b in config.get("budgets") or ()),
+                   sets=dict(config.get("set") or {}), threads=int(config.get("threads", 1)),
+                   train_resources=dict((config.get("resources") or {}).get("train") or {}),
+                   probe_agents=tuple(probe.get("agents") or ()),
+                   probe_tasks=tuple(probe["tasks"]) if probe.get("tasks") is not None else tasks)
+
+    # ---- expansion ------------------------------------------------------------------------
+    @property
+    def agent_names(self) -> list[str]:
+        return [a.name for a in self.agents]
+
+    def agent(self, name: str) -> AgentEntry:
+        for a in self.agents:
+            if a.name == name:
+                return a
+        raise KeyError(f"agent {name!r} is not in this study; study agents: {self.agent_names}")
+
+    def runs(self) -> list[Run]:
+        """Every expected run, in config order (task, agent, seed)."""
+        return [Run(t, a.name, s) for t in self.tasks for a in self.agents for s in self.seeds]
+
+    def probe_runs(self) -> list[Run]:
+        """The runs whose latent state is probed (``probe.agents`` x ``probe.tasks``)."""
+        return [r for r in self.runs() if r.agent in self.probe_agents and r.task in self.probe_tasks]
+
+    def run_sets(self, agent: str) -> dict[str, Any]:
+        """The ``--set`` overrides of ``agent``'s runs: study schedule, study ``set``, then the agent's."""
+        return {"eval_every": self.eval_every, "eval_episodes": self.eval_episodes, "threads": self.threads,
+                "experiment": self.experiment, **self.sets, **self.agent(agent).sets}
+
+    def steps_of(self, agent: str) -> int:
+        """The budget of ``agent``'s runs (its ``set: {steps: N}`` if given, else the study's)."""
+        return int(self.run_sets(agent).get("steps", self.steps))
+
+    def set_args(self, agent: str) -> str:
+        """``--set k=v ...`` for the command line, shell-quoted (``steps`` is passed as ``--steps``)."""
+        items = [f"{k}={_cli_value(v)}" for k, v in self.run_sets(agent).items() if k != "steps"]
+        return " ".join(f"--set {shlex.quote(i)}" for i in items)
+
+    def threads_of(self, agent: str) -> int:
+        return int(self.run_sets(agent).get("threads", self.threads))
+
+    def resources_of(self, agent: str) -> dict:
+        return {**self.train_resources, **self.agent(agent).resources}
+
+    # ---- validation -----------------------------------------------------------------------
+    def check(self) -> None:
+        """Resolve every (task, agent) as ``avem train`` will; raise ``StudyError`` listing every problem."""
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        from avem.agents import registry
+        from avem.envs import parse_task_id
+        from avem.train.config import resolve
+        for h in root.handlers[:]:  # absl (via dm-control) configures the root logger on import:
+            if h not in handlers:   # undo it, or every Snakemake log line prints twice
+                root.removeHandler(h)
+
+        errors: list[str] = []
+        good_tasks = []
+        for task in self.tasks:
+            try:
+                parse_task_id(task)
+                good_tasks.append(task)
+            except ValueError as e:
+                errors.append(f"tasks: {task!r}: {e}")
+        good_agents = []
+        for entry in self.agents:
+            where = f"agents.{entry.name}"
+            try:
+                registry.get(entry.name)
+            except KeyError as e:
+                errors.append(f"{where}: {e.args[0]}")
+                continue
+            reserved = sorted(set(entry.sets) & set(RESERVED_SETS))
+            if reserved:
+                errors.append(f"{where}.set: {reserved} are set by the study itself, not per agent")
+                continue
+            good_agents.append(entry)
+        reserved = sorted(set(self.sets) & set(RESERVED_SETS))
+        if reserved:
+            errors.append(f"set: {reserved} are set by the study itself (tasks, agents, seeds, experiment)")
+        for name in self.probe_agents:
+            if name not in self.agent_names:
+                errors.append(f"probe.agents: {name!r} is not one of the study's agents {self.agent_names}")
+        for task in self.probe_tasks:
+            if task not in self.tasks:
+                errors.append(f"probe.tasks: {task!r} is not one of the study's tasks {list(self.tasks)}")
+        if errors:  # resolving every pair would only repeat these
+            raise StudyError(_format(errors))
+
+        for entry in good_agents:
+            where = f"agents.{entry.name}"
+            steps = self.steps_of(entry.name)
+            sets = {k: v for k, v in self.run_sets(entry.name).items() if k != "steps"}
+            reported: set[str] = set()
+            for task in good_tasks:
+                try:
+                    run, _ = resolve(entry.name, task, self.seeds[0], steps, sets)
+                except (KeyError, ValueError) as e:
+                    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                    if msg not in reported:  # the same bad override fails on every task: say it once
+                        reported.add(msg)
+                        errors.append(f"{where} on task {task!r}: {msg}")
+                    continue
+                evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
+                for b in self.budgets:
+                    if b not in evals:
+                        errors.append(f"budgets: {b} is not an evaluation step of agent {entry.name!r} on task "
+                                      f"{task!r} (steps={run.steps}, eval_every={run.eval_every})")
+        if errors:
+            raise StudyError(_format(errors))
+
+
+def _format(errors: list[str]) -> str:
+    head = f"invalid study config ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"
+    return "\n".join([head, *(f"  - {e}" for e in errors)])
+
+
+def _cli_value(v: Any) -> str:
+    """A config value as ``avem train --set`` reads it back (YAML scalars and flow lists)."""
+    if isinstance(v, str):
+        return v
+    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
+def validate_config(config: dict, schema: str | Path) -> dict:
+    """``snakemake.utils.validate`` (defaults filled in), with the error cut to one line that
+    names the offending entry, e.g. ``seeds[1]: 'one' is not of type 'integer'``."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(Path(schema).resolve()))
+    except WorkflowError as e:
+        cause = e.__context__
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        where = cause.json_path.removeprefix("$").removeprefix(".") or "(top level)"
+        raise StudyError(f"invalid study config: {where}: {cause.message}") from None
+    return config
+
+
+# ---- the tracking store ------------------------------------------------------------------
+def default_tracking_uri(results_dir: str | Path) -> str:
+    """``sqlite:///<abs results_dir>/mlflow/mlflow.db``: one store for every job of a study."""
+    return f"sqlite:///{(Path(results_dir) / 'mlflow' / 'mlflow.db').resolve()}"
+
+
+def create_store(uri: str, experiment: str, marker: str | Path) -> dict:
+    """Create the store (schema migrations run once, here) and the experiment; write ``marker``.
+
+    Idempotent. Run before any training job so concurrent jobs never race on schema or
+    experiment creation. ``marker`` (JSON: uri, experiment, experiment_id) is what jobs depend on.
+    """
+    from avem.train.tracking import ensure_experiment
+
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    info = {"tracking_uri": uri, "experiment": experiment, "experiment_id": ensure_experiment(uri, experiment)}
+    Path(marker).parent.mkdir(parents=True, exist_ok=True)
+    Path(marker).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+# ---- the figure manifest (written by ``python -m analysis figures``) ------------------------
+REPORT_SUFFIXES = (".png", ".svg", ".csv")
+"""Manifest files shown in the Snakemake report (PDF and Markdown twins are left out)."""
+
+
+def read_manifest(path: str | Path) -> dict[str, dict]:
+    """``{report name: {"path": file, "caption": text}}`` for every reportable file in the manifest.
+
+    Accepted shapes: ``{"files": [{"path"|"file": ..., "caption": ...}, ...]}``, the bare list,
+    or ``{file: caption}`` (``analysis.figures`` writes the list of ``{"file", "caption"}``).
+    Relative paths are relative to the manifest's directory. A listed
+    file that does not exist, or two files with one name, raise ``ValueError``.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if isinstance(data, dict) and isinstance(data.get("files"), list):
+        data = data["files"]
+    if isinstance(data, dict):
+        items = [(k, v if isinstance(v, str) else (v or {}).get("caption", "")) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = []
+        for item in data:
+            if not isinstance(item, dict) or not (item.get("path") or item.get("file")):
+                raise ValueError(f"{path}: manifest entry {item!r} names no file ('path' or 'file')")
+            items.append((item.get("path") or item.get("file"), item.get("caption", "")))
+    else:
+        raise ValueError(f"{path}: manifest must be a list of files or a mapping, got {type(data).__name__}")
+    out: dict[str, dict] = {}
+    for name, caption in items:
+        p = Path(name) if Path(name).is_absolute() else path.parent / name
+        if p.suffix.lower() not in REPORT_SUFFIXES:
+            continue
+        if not p.exists():
+            raise ValueError(f"{path}: lists {name!r}, which does not exist")
+        kind = "figures" if p.suffix.lower() != ".csv" else "tables"
+        key = f"{kind}/{p.name}"
+        if key in out and out[key]["path"] != str(p):
+            raise ValueError(f"{path}: two files named {p.name!r} ({out[key]['path']}, {p})")
+        out[key] = {"path": str(p), "caption": str(caption or "").strip()}
+    return out
+
+
+def has_probe() -> bool:
+    """Whether ``avem probe`` exists yet (the probe stage runs only then)."""
+    from avem import cli
+
+    parser = cli._parser()
+    sub = next((a for a in parser._actions if a.dest == "command"), None)
+    return sub is not None and "probe" in (sub.choices or {})
+
+
+def has_analysis() -> bool:
+    """Whether ``python -m analysis`` exists yet (the aggregation and figure stages run only then)."""
+    import importlib.util
+
+    return importlib.util.find_spec("analysis") is not None and \
+        importlib.util.find_spec("analysis.__main__") is not None

@@ -1,0 +1,121 @@
+# Helpers and validation, loaded before every stage.
+#
+# 1. The config's shape is checked against workflows/config/schema.yaml with
+#    snakemake.utils.validate (defaults filled in; avem.study.validate_config cuts the error to
+#    one line naming the entry).
+# 2. avem.study.Study.check() resolves every (task, agent) as `avem train` will, so an unknown
+#    task or agent, a bad override or an invalid switch combination fails here, naming the
+#    entry, before any job runs.
+# 3. Paths: everything under config["results_dir"] by run identity (no timestamps); job logs
+#    under config["logs_dir"].
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake.utils import min_version
+
+from avem import study as avem_study
+
+min_version("9.0")
+
+
+try:
+    avem_study.validate_config(config, os.path.join(workflow.basedir, "workflows", "config", "schema.yaml"))
+    STUDY = avem_study.Study.from_config(config)
+    STUDY.check()
+except avem_study.StudyError as e:
+    raise WorkflowError(str(e)) from None
+
+
+RESULTS = config["results_dir"].rstrip("/")
+LOGS = config["logs_dir"].rstrip("/")
+RUNS = f"{RESULTS}/runs"
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+REPORT_ITEMS = f"{RESULTS}/report"
+STORE = f"{RESULTS}/mlflow/store.json"
+EXPECTED = f"{TABLES}/expected.csv"
+RUN_DIR = f"{RUNS}/{{task}}/{{agent}}/seed{{seed}}"
+
+# One MLflow store for the whole study; every job gets this URI (also exported on a cluster,
+# see workflows/profiles/slurm). A SQLite default path is absolute so every job agrees on it.
+TRACKING_URI = (
+    config["tracking_uri"]
+    or os.environ.get("MLFLOW_TRACKING_URI")
+    or avem_study.default_tracking_uri(RESULTS)
+)
+
+ANCHORS = config["anchors"]
+if not os.path.isabs(ANCHORS):
+    ANCHORS = os.path.join(workflow.basedir, ANCHORS)
+if not os.path.exists(ANCHORS):
+    raise WorkflowError(f"invalid study config: anchors: {config['anchors']!r} does not exist")
+
+# Stages whose code is still being written elsewhere run once it exists; until then say so.
+HAS_ANALYSIS = avem_study.has_analysis()
+HAS_PROBE = avem_study.has_probe()
+if not HAS_ANALYSIS:
+    logger.warning(
+        "avem study: `python -m analysis` is not installed yet: the tables, figures and report "
+        "stages are left out of this run (training and probes only)."
+    )
+if not HAS_PROBE:
+    logger.warning("avem study: `avem probe` does not exist yet: the probe stage is left out.")
+
+
+wildcard_constraints:
+    task=r"[a-z_]+-[a-z_]+-[a-z]+",
+    agent=r"[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    kind=r"figures|tables",
+    name=r"[^/]+",
+
+
+def run_outputs(runs):
+    """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
+    return [
+        f"{r.path(RUNS)}/{name}" for r in runs for name in ("eval.csv", "metrics.csv")
+    ]
+
+
+def probe_outputs(runs):
+    return [f"{r.path(RUNS)}/probe.csv" for r in runs] if HAS_PROBE else []
+
+
+def figures_only():
+    """True when the target is `figures`: figures from the runs that exist, no training."""
+    return "figures" in (workflow.dag_settings.targets or ())
+
+
+def collect_inputs(wildcards):
+    """Every expected run (and probe); with the `figures` target only the runs already on disk,
+    through their run.json, which no rule writes, so nothing is trained or probed."""
+    if figures_only():
+        return [
+            f"{r.path(RUNS)}/run.json"
+            for r in STUDY.runs()
+            if os.path.exists(f"{r.path(RUNS)}/run.json")
+        ]
+    return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())
+
+
+def manifest_items():
+    """`{kind/name: {path, caption}}` from the figure manifest (after the `plot` checkpoint)."""
+    manifest = os.path.join(checkpoints.plot.get().output[0], "manifest.json")
+    return avem_study.read_manifest(manifest)
+
+
+def report_items(wildcards):
+    """Every reportable file of the manifest, as its copy under results/report/."""
+    return [f"{REPORT_ITEMS}/{key}" for key in manifest_items()]
+
+
+def all_targets(wildcards):
+    if HAS_ANALYSIS:
+        return [
+            f"{TABLES}/eval.csv",
+            f"{TABLES}/metrics.csv",
+            f"{TABLES}/runs.csv",
+            f"{TABLES}/probe.csv",
+        ] + report_items(wildcards)
+    return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())

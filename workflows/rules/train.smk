@@ -1,0 +1,66 @@
+# Training: one MLflow store for the study, then one `avem train` job per (task, agent, seed).
+
+
+rule mlflow_store:
+    """Create the MLflow store (schema migrations) and the experiment once, before any training
+    job starts, so concurrent jobs never race on either."""
+    output:
+        STORE,
+    log:
+        f"{LOGS}/mlflow_store.log",
+    params:
+        uri=TRACKING_URI,
+        experiment=STUDY.experiment,
+    localrule: True
+    script:
+        "../scripts/mlflow_store.py"
+
+
+rule train:
+    """`avem train` into the run's directory. The directory is resumable: a killed or requeued
+    job restarts from its last checkpoint, a finished run is a no-op. Outputs are flagged
+    update() so Snakemake never deletes them before a (re)run: a finished run's files stay, and
+    a resumed run rewrites them from its checkpoint."""
+    input:
+        store=ancient(STORE),  # its mtime never retrains anything
+    output:
+        evals=update(f"{RUN_DIR}/eval.csv"),
+        metrics=update(f"{RUN_DIR}/metrics.csv"),
+    log:
+        f"{LOGS}/train/{{task}}/{{agent}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{task}}/{{agent}}/seed{{seed}}.tsv"
+    params:
+        out=lambda wc, output: os.path.dirname(output.evals),
+        steps=lambda wc: STUDY.steps_of(wc.agent),
+        sets=lambda wc: STUDY.set_args(wc.agent),
+        uri=TRACKING_URI,
+    threads: lambda wc: STUDY.threads_of(wc.agent)
+    resources:
+        mem_mb=lambda wc: STUDY.resources_of(wc.agent).get("mem_mb", 4000),
+        runtime=lambda wc: STUDY.resources_of(wc.agent).get("runtime", 2880),
+        cpus_per_task=lambda wc: STUDY.threads_of(wc.agent),
+    shell:
+        "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {wildcards.agent:q}"
+        " --task {wildcards.task:q} --seed {wildcards.seed} --steps {params.steps}"
+        " --out {params.out:q} {params.sets} > {log:q} 2>&1"
+
+
+rule probe:
+    """Linear probe of the agent's latent state against the true state (`avem probe`)."""
+    input:
+        evals=f"{RUN_DIR}/eval.csv",
+    output:
+        f"{RUN_DIR}/probe.csv",
+    log:
+        f"{LOGS}/probe/{{task}}/{{agent}}/seed{{seed}}.log",
+    params:
+        run=lambda wc, input: os.path.dirname(input.evals),
+        episodes=config["probe"]["episodes"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "avem probe --run {params.run:q} --out {output:q} --episodes {params.episodes}"
+        " > {log:q} 2>&1"
