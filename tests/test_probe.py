@@ -94,3 +94,17 @@ def test_random_agent_is_not_applicable(tmp_path):
     torch.save({"agent": agent.state_dict()}, d / "checkpoint.pt")  # the part of a checkpoint the probe reads
     rows = probe.probe_run(d, episodes=2)
     assert [r["status"] for r in rows] == ["not_applicable"] * 3
+
+
+@pytest.mark.parametrize("name, width", [("avem-gen-ml-learned-plan", 32 + 8), ("avem-disc-uniform", 32)])
+def test_avem_agents_expose_their_belief_to_the_probe(name, width):
+    from avem.agents import registry
+    env = make_env("cartpole-swingup-distract", 0)
+    spec = registry.get(name)
+    cfg = spec.make_config({"hidden": 32, "deter": 32, "stoch": 8, "model_hidden": 32,
+                            "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3})
+    agent = registry.build(name, env.observation_space, env.action_space, cfg, 0)
+    obs, _ = env.reset(seed=0)
+    _, state = agent.act(obs, agent.initial_state(), explore=False)
+    feat = probe.latent_features(agent, state)
+    assert feat.shape == (width,) and np.isfinite(feat).all()

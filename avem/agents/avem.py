@@ -198,6 +198,13 @@ class AVEMAgent:
         return None
 
     @torch.no_grad()
+    def latent(self, state) -> np.ndarray:
+        """Probe hook (``avem.probe``): the belief after ``act``: RSSM features ``[h_t, z_t]``
+        ``(deter + stoch,)`` for a generative agent, the GRU history state ``(deter,)`` otherwise."""
+        feat = self.model.feat(state["latent"]) if self.generative else state["latent"]
+        return feat[0].detach().numpy()
+
+    @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filter state, "action": a_{t-1} (1, A)}``; None at an episode start."""
         obs_np = np.asarray(obs, np.float32)
