@@ -36,7 +36,7 @@ def switch_table(runs: pd.DataFrame, agents) -> dict[str, A.Switches]:
     for agent in agents:
         sw = None
         if not runs.empty and "model" in runs.columns:
-            r = runs[(runs["agent"] == agent) & (runs["switch_source"].fillna("") != "")]
+            r = runs[(runs["agent"] == agent) & (runs["switch_source"].astype(object).fillna("") != "")]
             if not r.empty:
                 r = r.iloc[0]
                 sw = A.Switches(str(r["model"]), _bool(r["marginal_likelihood"]), str(r["action_prior"]),
