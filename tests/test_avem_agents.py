@@ -111,6 +111,13 @@ def test_bad_switch_values_are_refused():
         AVEMConfig(model="hybrid").validate()
 
 
+def test_learned_prior_kl_budget_equals_the_uniform_agents():
+    env = PointMass()
+    agent = AVEMAgent(env.observation_space, env.action_space, AVEMConfig(action_prior="learned", **TINY), 0)
+    assert agent.target_kl() == pytest.approx(math.log(2.0) + 1.0)  # d log 2 - target_entropy, d = 1
+    assert AVEMAgent(env.observation_space, env.action_space, AVEMConfig(target_kl=0.3, **TINY), 0).target_kl() == 0.3
+
+
 def test_defaults_are_the_all_off_corner():
     cfg = AVEMConfig()
     assert (cfg.model, cfg.marginal_likelihood, cfg.action_prior, cfg.planning) == ("generative", False, "uniform", False)
@@ -133,7 +140,7 @@ def test_every_variant_trains_and_logs_finite_terms(name):
         # uniform prior: the reported KL is the KL itself, -H(q) + d log 2
         assert metrics["kl_a"] == pytest.approx(-metrics["entropy"] + math.log(2.0), abs=1e-5)
     if cfg.marginal_likelihood:
-        assert metrics["beta_ml"] == pytest.approx(1.0)  # annealed over 50 updates
+        assert metrics["beta_ml"] == pytest.approx(cfg.beta_ml_end)  # annealed over 50 updates
     if cfg.planning and cfg.action_prior == "learned":
         assert metrics["consolidation_coverage"] > 0  # planned posteriors are found in replay
 

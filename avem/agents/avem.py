@@ -20,9 +20,9 @@ One update (the M-step, plus the critic that supplies the bound's future terms):
 4. learned prior: planning: consolidation, ``min KL(q_plan || p_a)`` on stored planned posteriors
    (``avem.planning.store``); no planning: ``min KL(q_policy || p_a)`` at ``noplan_prior_lr_scale``
    times the rate (a slower-moving prior: the asymmetry that keeps the KL informative). The
-   temperature of a learned-prior agent is tuned so that ``KL(q || p_a)`` tracks
-   ``act_dim * target_kl`` (with the uniform prior it tracks the entropy target: the same rule,
-   since ``KL(q || U) = -H(q) + d log 2``).
+   temperature of a learned-prior agent is tuned so that ``KL(q || p_a)`` tracks ``target_kl``
+   (default: ``d log 2 - target_entropy``, the KL a uniform-prior agent settles at, since
+   ``KL(q || U) = -H(q) + d log 2`` and the uniform agent's alpha tracks the entropy target).
 
 Acting (the E-step): filter the new observation; planning: infer ``q(a_t)`` with
 ``LatentPlanner`` (prior as proposal, ``q* ∝ p_a exp(R / alpha)``, soft-value bootstrap from
@@ -33,7 +33,10 @@ of the critic's targets and of the planner's horizon bootstrap (as TD-MPC does).
 
 Deviations / practical choices (beyond the paper): the soft value function; the temperature
 rule above; free nats (1.0) on KL(q(z)||p(z)); no KL balancing (0.5), which the marginal-likelihood
-term requires (``AVEMConfig.validate``); the data-side ``info_gain`` is logged, the imagined one
+term requires (``AVEMConfig.validate``); ``beta_ml`` anneals to 0.5, not the paper's 1.0 (at 1.0
+the model loss is only the IWAE-ELBO gap, the reward/observation model and the transition
+prior stop being trained to predict, and the planner degrades to the random agent's return:
+see ``AVEMConfig.beta_ml_end``); the data-side ``info_gain`` is logged, the imagined one
 enters planning; vector observations only (no pixel encoder/decoder yet).
 
 Keys returned by ``update()`` (stable across variants; a key appears iff its term exists):
@@ -160,7 +163,7 @@ class AVEMAgent:
             feat_dim, extra = self.encoder.feat_dim, tuple(self.encoder.parameters())
         self.feat_dim = feat_dim
         self.ac = PriorSoftActorCritic(feat_dim, a, cfg, self.gen, extra_critic_params=extra,
-                                       target_kl=cfg.target_kl * a)
+                                       target_kl=self.target_kl())
         self.prior = self.prior_opt = None
         if self.learned_prior:
             self.prior = Actor(feat_dim, a, cfg)
@@ -176,6 +179,14 @@ class AVEMAgent:
                 self.store = PlanStore(a)
 
     # ---- pieces of the bound ------------------------------------------------------------
+    def target_kl(self) -> float:
+        """KL(q||p_a) target of a learned-prior agent (derived; the config is never written back)."""
+        cfg = self.cfg
+        if cfg.target_kl is not None:
+            return float(cfg.target_kl)
+        target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        return self.act_dim * math.log(2.0) - target_entropy
+
     def beta_ml(self) -> float:
         """Current coefficient of the marginal-likelihood term (0 with the switch off)."""
         cfg = self.cfg
