@@ -16,7 +16,7 @@ then prints:
    learning curves' means (all evaluations), with Welch's t-test p-value.
 
 Usage: ``python3 tests/benchmarks/bench_baselines.py [--steps 100000] [--seeds 0 1 2]
-[--planet-seeds 0] [--planet-obs pos] [--workers 2] [--out /tmp/bench_baselines]``.
+[--pos-seeds 0 1 2 3 4 5] [--planet-seeds 0] [--planet-obs pos] [--workers 2] [--out /tmp/bench_baselines]``.
 Runs already finished in ``--out`` are not rerun (the loop resumes / skips them).
 """
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--pos-seeds", type=int, nargs="+", default=None,
+                   help="seeds of sac and sb3-sac on cartpole-swingup-pos (default: --seeds); more seeds, more power")
     p.add_argument("--planet-seeds", type=int, nargs="+", default=[0])
     p.add_argument("--planet-obs", nargs="+", default=["pos"])
     p.add_argument("--workers", type=int, default=2)
@@ -105,8 +107,9 @@ def main() -> None:
             for obs in a.planet_obs for s in a.planet_seeds]  # longest first
     jobs += [{"agent": "sac-state", "task": "cartpole-swingup-pos", "seed": s, "steps": a.steps, "sets": sets}
              for s in a.seeds]
+    seeds = {"full": a.seeds, "pos": a.pos_seeds or a.seeds}
     jobs += [{"agent": agent, "task": f"cartpole-swingup-{obs}", "seed": s, "steps": a.steps, "sets": sets}
-             for obs in ("full", "pos") for agent in ("sac", "sb3-sac") for s in a.seeds]
+             for obs in ("full", "pos") for agent in ("sac", "sb3-sac") for s in seeds[obs]]
     df = run_jobs(jobs, a.out, workers=a.workers)
     df["curve_mean"] = [curve_mean(a.out, j) for j in jobs]
     df["obs"] = df["task"].str.rsplit("-", n=1).str[-1]
