@@ -219,16 +219,14 @@ class AVEMAgent:
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filter state, "action": a_{t-1} (1, A)}``; None at an episode start."""
         obs_np = np.asarray(obs, np.float32)
-        x = torch.from_numpy(obs_np).reshape(1, -1)
-        first = torch.tensor([state is None])
-        prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
         if self.generative:
-            latent = self.model.initial(1) if state is None else state["latent"]
-            latent, _ = self.model.obs_step(latent, prev_a, self.model.embed(x), first, self.gen, sample=explore)
+            latent = self.model.filter_obs(obs_np, state, self.act_dim, self.gen, sample=explore)
             feat = self.model.feat(latent)
         else:
             h = self.encoder.initial(1) if state is None else state["latent"]
-            latent = feat = self.encoder.step(h, x, prev_a, first)
+            prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
+            first = torch.tensor([state is None])
+            latent = feat = self.encoder.step(h, torch.from_numpy(obs_np).reshape(1, -1), prev_a, first)
         q_plan = None
         if self.cfg.planning:
             alpha = self.cfg.plan_temperature or float(self.ac.alpha)

@@ -226,11 +226,7 @@ class DreamerAgent:
     @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
-        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
-        first = torch.tensor([state is None])
-        latent = self.model.initial(1) if state is None else state["latent"]
-        prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
-        latent, _ = self.model.obs_step(latent, prev_a, self.model.embed(x), first, self.gen, sample=explore)
+        latent = self.model.filter_obs(obs, state, self.act_dim, self.gen, sample=explore)
         dist = self.actor(self.model.feat(latent))
         if explore:
             action = dist.rsample_with_log_prob(self.gen)[0]

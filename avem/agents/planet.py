@@ -166,11 +166,7 @@ class PlaNetAgent:
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
         cfg = self.cfg
-        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
-        first = torch.tensor([state is None])
-        latent = self.model.initial(1) if state is None else state["latent"]
-        prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
-        latent, _ = self.model.obs_step(latent, prev_a, self.model.embed(x), first, self.gen, sample=explore)
+        latent = self.model.filter_obs(obs, state, self.act_dim, self.gen, sample=explore)
         plan = cem_plan(self.model, latent, self.act_dim, cfg.plan_horizon, cfg.plan_candidates,
                         cfg.plan_iterations, cfg.plan_top_k, cfg.plan_discount, self.gen)
         action = plan.mean[0:1]
