@@ -132,3 +132,22 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     r = _cli(*args, "--out", str(killed))
     assert r.returncode == 0, r.stderr
     pd.testing.assert_frame_equal(pd.read_csv(killed / "eval.csv"), pd.read_csv(ref / "eval.csv"))
+
+    # MLflow holds every metric step exactly once, with the uninterrupted run's values
+    from mlflow.tracking import MlflowClient
+
+    def history(out):
+        info = yaml.safe_load((out / "run.json").read_text())
+        client = MlflowClient(info["tracking_uri"])
+        keys = sorted(client.get_run(info["mlflow_run_id"]).data.metrics)
+        return {k: [(m.step, m.value) for m in client.get_metric_history(info["mlflow_run_id"], k)] for k in keys}
+
+    got, want = history(killed), history(ref)
+    assert got.keys() == want.keys()
+    for key in want:
+        steps = [s for s, _ in got[key]]
+        assert len(steps) == len(set(steps)), f"{key}: a step was logged twice after the resume"
+        if key == "steps_per_second":  # wall-clock: the steps must match, the values cannot
+            assert sorted(steps) == sorted(s for s, _ in want[key])
+        else:
+            assert sorted(got[key]) == sorted(want[key]), key

@@ -174,7 +174,8 @@ class AVEMAgent:
         if cfg.planning:
             self.planner = LatentPlanner(self.model, a, cfg.plan_horizon, cfg.plan_samples, cfg.plan_iterations,
                                          cfg.plan_min_std, cfg.gamma,
-                                         cfg.plan_info_gain_samples if cfg.marginal_likelihood else 0)
+                                         cfg.plan_info_gain_samples if cfg.marginal_likelihood else 0,
+                                         info_gain_reward=cfg.ml_reward)
             if self.learned_prior:
                 self.store = PlanStore(a)
 
@@ -270,7 +271,8 @@ class AVEMAgent:
         if self.generative:
             beta = self.beta_ml()
             out = self.model.loss(obs, act, rew, first, self.gen,
-                                  iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0, beta_ml=beta)
+                                  iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0, beta_ml=beta,
+                                  ml_reward=cfg.ml_reward)
             self.model_opt.zero_grad(set_to_none=True)
             out.total.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.model_grad_clip)

@@ -47,6 +47,8 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
     """Gradient updates per agent step (fractional values accumulate: 0.5 = one update every other step)."""
 
     # ---- marginal likelihood (marginal_likelihood=True) ---------------------------------
+    ml_reward: bool = True
+    """Whether r_t is part of the marginal likelihood and of the planner's information gain: True = the paper's literal -log p(x_t, r_t | past); False = -log p(x_t | past), observations only, so the reward likelihood stays a term the model must fit."""
     iw_samples: int = 4
     """K, importance samples of the one-step predictive marginal likelihood estimate."""
     beta_ml_start: float = 0.01

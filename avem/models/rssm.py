@@ -219,10 +219,12 @@ class RSSM(nn.Module):
         return ll_obs, ll_rew * reward_mask
 
     def iw_marginal(self, post: State, prior: State, obs: torch.Tensor, reward: torch.Tensor,
-                    reward_mask: torch.Tensor, k: int, gen: torch.Generator | None) -> torch.Tensor:
+                    reward_mask: torch.Tensor, k: int, gen: torch.Generator | None,
+                    include_reward: bool = True) -> torch.Tensor:
         """One-step predictive ``log p(x_t, r_t | past)`` by importance sampling with K draws from q: (...).
 
         ``log (1/K) sum_k p(x,r|h,z^k) p(z^k|h) / q(z^k|h,x)``, ``z^k ~ q`` (reparameterised).
+        ``include_reward=False``: ``log p(x_t | past)`` (the reward factor left out of the weights).
         """
         mean, std = post["mean"], post["std"]
         z = mean + std * torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype)
@@ -230,7 +232,8 @@ class RSSM(nn.Module):
         feat = torch.cat([deter, z], -1)
         ll_obs, ll_rew = self.log_likelihood(feat, obs.expand(k, *obs.shape), reward.expand(k, *reward.shape),
                                              reward_mask)
-        log_w = ll_obs + ll_rew + gaussian_log_prob(z, prior["mean"], prior["std"]) - gaussian_log_prob(z, mean, std)
+        ll = ll_obs + ll_rew if include_reward else ll_obs
+        log_w = ll + gaussian_log_prob(z, prior["mean"], prior["std"]) - gaussian_log_prob(z, mean, std)
         return iw_log_marginal(log_w)
 
     def kl_loss(self, post: State, prior: State) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,13 +255,16 @@ class RSSM(nn.Module):
         return free_nats(kl_mean, cfg.free_nats), kl
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, reward: torch.Tensor, is_first: torch.Tensor,
-             gen: torch.Generator | None = None, iw_samples: int = 0, beta_ml: float = 0.0) -> ModelLoss:
+             gen: torch.Generator | None = None, iw_samples: int = 0, beta_ml: float = 0.0,
+             ml_reward: bool = True) -> ModelLoss:
         """Model loss on windows ``obs (B,L,O), actions (B,L,A), reward (B,L), is_first (B,L)``.
 
         ``iw_samples = 0``: the conventional ELBO, terms ``{cll, kl_z}``. ``iw_samples = K > 0``
         adds ``mll = +log p(x, r | past)`` (IW estimate) with scale ``beta_ml``: the bound's
         ``-log p(x_t, r_t | past)`` enters the LOSS with a plus sign. ``beta_ml = 0`` gives
-        exactly the ELBO path's total.
+        exactly the ELBO path's total. ``ml_reward=False``: the marginal is ``log p(x | past)``
+        (observations only), so at ``beta_ml = 1`` the loss is ``-log p(r|z)`` plus the gap
+        ``KL(q(z) || p(z | x, past))`` instead of the gap alone (``AVEMConfig.ml_reward``).
         """
         post, prior = self.observe(obs, actions, is_first, gen)
         mask = 1.0 - is_first.float()
@@ -271,10 +277,10 @@ class RSSM(nn.Module):
                    "cll_reward": (ll_rew.sum() / mask.sum().clamp(min=1)).item(),
                    "kl_z": kl.mean().item(), "elbo": (cll - kl).mean().item()}
         if iw_samples > 0:
-            mll = self.iw_marginal(post, prior, obs, reward, mask, iw_samples, gen)
+            mll = self.iw_marginal(post, prior, obs, reward, mask, iw_samples, gen, include_reward=ml_reward)
             terms["mll"] = mll.mean()
             scales["mll"] = float(beta_ml)
-            metrics.update({"mll": mll.mean().item(), "info_gain": (cll - mll).mean().item(),
+            metrics.update({"mll": mll.mean().item(), "info_gain": ((cll if ml_reward else ll_obs) - mll).mean().item(),
                             "beta_ml": float(beta_ml)})
         total = weighted_sum(terms, scales)
         metrics["model_loss"] = total.item()

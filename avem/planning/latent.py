@@ -33,8 +33,9 @@ class LatentPlanner:
     """Importance-sampling planner over the RSSM. Sizes are per decision (one current state)."""
 
     def __init__(self, model: RSSM, act_dim: int, horizon: int, num_samples: int, iterations: int,
-                 min_std: float, gamma: float, info_gain_samples: int = 0):
+                 min_std: float, gamma: float, info_gain_samples: int = 0, info_gain_reward: bool = True):
         self.model, self.act_dim = model, act_dim
+        self.ig_reward = info_gain_reward
         self.horizon, self.num_samples, self.iterations = horizon, num_samples, iterations
         self.min_std, self.gamma, self.ig_samples = min_std, gamma, info_gain_samples
 
@@ -83,18 +84,22 @@ class LatentPlanner:
 
     def info_gain(self, s: State, obs_mean: torch.Tensor, rew_mean: torch.Tensor,
                   gen: torch.Generator | None) -> torch.Tensor:
-        """``log p(x, r | h, z) - log p(x, r | h)`` on one imagined sample per row: (N,)."""
+        """``log p(x, r | h, z) - log p(x, r | h)`` on one imagined sample per row: (N,).
+
+        ``info_gain_reward=False``: ``log p(x | h, z) - log p(x | h)`` (observations only).
+        """
         cfg, k = self.model.cfg, self.ig_samples
         x = obs_mean + cfg.obs_std * torch.randn(obs_mean.shape, generator=gen)
         r = rew_mean + cfg.reward_std * torch.randn(rew_mean.shape, generator=gen)
-        cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + gaussian_log_prob(
+        w_r = 1.0 if self.ig_reward else 0.0
+        cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
         if k <= 1:
             return torch.zeros_like(cond)
         z = s["mean"] + s["std"] * torch.randn((k - 1, *s["mean"].shape), generator=gen)
         feat = torch.cat([s["deter"].expand(k - 1, *s["deter"].shape), z], -1)
         om, rm = self.model.decode(feat)
-        others = gaussian_log_prob(x, om, cfg.obs_std) + gaussian_log_prob(
+        others = gaussian_log_prob(x, om, cfg.obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rm.unsqueeze(-1), cfg.reward_std)
         marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
         return information_gain(cond, marg)

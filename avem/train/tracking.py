@@ -43,7 +43,12 @@ def ensure_experiment(uri: str, name: str) -> str:
 
 
 class Tracker:
-    """One MLflow run. ``run_id=None`` creates it; otherwise reopens it (resume)."""
+    """One MLflow run. ``run_id=None`` creates it; otherwise reopens it (resume).
+
+    On resume the loop replays, deterministically, the steps between its last checkpoint and the
+    kill; their metrics are already in the store, so ``log_metrics`` skips every (key, step) at or
+    below the last step stored for that key: each metric step is stored exactly once.
+    """
 
     def __init__(self, uri: str, experiment: str, run_name: str, tags: dict[str, str],
                  params: dict[str, object], run_id: str | None = None):
@@ -51,6 +56,7 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri, self.client = uri, MlflowClient(uri)
+        self._logged: dict[str, int] = {}  # key -> last step already in the store (resume only)
         if run_id is None:
             exp_id = ensure_experiment(uri, experiment)
             run = retry(lambda: self.client.create_run(exp_id, run_name=run_name,
@@ -63,13 +69,18 @@ class Tracker:
             self.run_id = run_id
             retry(lambda: self.client.update_run(run_id, status="RUNNING"))
             retry(lambda: self.client.log_batch(run_id, tags=[RunTag("resumed", "true")]))
+            keys = retry(lambda: self.client.get_run(run_id)).data.metrics
+            for key in keys:
+                history = retry(lambda key=key: self.client.get_metric_history(run_id, key))
+                self._logged[key] = max((m.step for m in history), default=-1)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Log scalar metrics at simulator step ``step`` (non-finite values are logged as-is)."""
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, int(step)) for k, v in sorted(metrics.items())]
+        items = [Metric(k, float(v), ts, int(step)) for k, v in sorted(metrics.items())
+                 if int(step) > self._logged.get(k, -1)]
         for i in range(0, len(items), 500):
             retry(lambda chunk=items[i:i + 500]: self.client.log_batch(self.run_id, metrics=chunk))
 
