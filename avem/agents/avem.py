@@ -264,19 +264,14 @@ class AVEMAgent:
     def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
         cfg, s = self.cfg, self.cfg.critic_burn_in
         raw = buffer.sample(self.rng, cfg.batch_size, cfg.seq_len)
-        obs, act = torch.from_numpy(raw["obs"]), torch.from_numpy(raw["action"])
-        rew, first = torch.from_numpy(raw["reward"]), torch.from_numpy(raw["is_first"])
-        term = torch.from_numpy(raw["is_terminal"])
+        windows = {k: torch.from_numpy(v) for k, v in raw.items()}
+        obs, act, rew, first = windows["obs"], windows["action"], windows["reward"], windows["is_first"]
+        term = windows["is_terminal"]
         metrics: dict[str, float] = {}
         if self.generative:
-            beta = self.beta_ml()
-            out = self.model.loss(obs, act, rew, first, self.gen,
-                                  iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0, beta_ml=beta,
-                                  ml_reward=cfg.ml_reward)
-            self.model_opt.zero_grad(set_to_none=True)
-            out.total.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.model_grad_clip)
-            self.model_opt.step()
+            out, _ = self.model.train_step(self.model_opt, windows, self.gen, beta_ml=self.beta_ml(),
+                                           iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0,
+                                           ml_reward=cfg.ml_reward)
             metrics.update(out.metrics)
             feat = self.model.feat(out.post).detach()
         else:

@@ -119,14 +119,12 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
             (self.plan_temperature is None or self.plan_temperature > 0,
              f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
             (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
-            (0.0 <= self.kl_balance <= 1.0, f"kl_balance must be in [0, 1], got {self.kl_balance}"),
             # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
             # If beta_ml exceeds that, q is driven away from p without bound (observed: kl_z -> 400 nats).
             (not self.marginal_likelihood or max(self.beta_ml_start, self.beta_ml_end) <= 2 * (1 - self.kl_balance),
              f"marginal_likelihood=True needs beta_ml <= 2 * (1 - kl_balance) or the posterior diverges from the prior; "
              f"got beta_ml_end={self.beta_ml_end}, kl_balance={self.kl_balance} (use kl_balance=0.5)"),
-            (self.free_nats >= 0, f"free_nats must be >= 0, got {self.free_nats}"),
-            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+            *self.model_checks(),
         ]
         for ok, msg in checks:
             if not ok:

@@ -141,8 +141,7 @@ class DreamerConfig(RSSMConfig):
             (self.action_init_std > 0 and self.action_min_std >= 0 and self.action_mean_scale > 0,
              "action_init_std > 0, action_min_std >= 0, action_mean_scale > 0"),
             (self.actor_entropy >= 0 and self.explore_noise >= 0, "actor_entropy and explore_noise must be >= 0"),
-            (self.free_nats >= 0 and 0.0 <= self.kl_balance <= 1.0, "free_nats >= 0 and kl_balance in [0, 1]"),
-            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+            *self.model_checks(),
         ]
         for ok, msg in checks:
             if not ok:
@@ -246,11 +245,7 @@ class DreamerAgent:
         cfg = self.cfg
         raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
         # 1. world model
-        out = self.model.loss(raw["obs"], raw["action"], raw["reward"], raw["is_first"], self.gen)
-        self.model_opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.model_grad_clip)
-        self.model_opt.step()
+        out, _ = self.model.train_step(self.model_opt, raw, self.gen)
         # 2.-4. imagination from every posterior state, actor through the dynamics
         start = {k: v.detach().reshape(-1, v.shape[-1]) for k, v in out.post.items()}
         n = start["deter"].shape[0]

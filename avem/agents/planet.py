@@ -117,10 +117,8 @@ class PlaNetConfig(RSSMConfig):
              f"need 1 <= plan_top_k <= plan_candidates, got {self.plan_top_k}, {self.plan_candidates}"),
             (0.0 < self.plan_discount <= 1.0, f"plan_discount must be in (0, 1], got {self.plan_discount}"),
             (self.explore_noise >= 0, f"explore_noise must be >= 0, got {self.explore_noise}"),
-            (self.free_nats >= 0 and 0.0 <= self.kl_balance <= 1.0, "free_nats >= 0 and kl_balance in [0, 1]"),
-            (self.model_lr > 0 and self.model_eps > 0 and self.model_grad_clip > 0,
-             "model_lr, model_eps and model_grad_clip must be > 0"),
-            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+            (self.model_eps > 0, f"model_eps must be > 0, got {self.model_eps}"),
+            *self.model_checks(),
         ]
         for ok, msg in checks:
             if not ok:
@@ -190,11 +188,7 @@ class PlaNetAgent:
     def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
         cfg = self.cfg
         raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
-        out = self.model.loss(raw["obs"], raw["action"], raw["reward"], raw["is_first"], self.gen)
-        self.opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.model_grad_clip)
-        self.opt.step()
+        out, grad_norm = self.model.train_step(self.opt, raw, self.gen)
         self.num_updates += 1
         return {**out.metrics, "model_grad_norm": float(grad_norm)}
 

@@ -69,6 +69,16 @@ class RSSMConfig:
     model_grad_clip: float = 100.0
     """Gradient-norm clip of the model update."""
 
+    def model_checks(self) -> list[tuple[bool, str]]:
+        """``(ok, message)`` checks of these fields, for the ``validate()`` of every config that embeds them."""
+        return [
+            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
+            (self.free_nats >= 0, f"free_nats must be >= 0, got {self.free_nats}"),
+            (0.0 <= self.kl_balance <= 1.0, f"kl_balance must be in [0, 1], got {self.kl_balance}"),
+            (self.min_std > 0 and self.obs_std > 0 and self.reward_std > 0, "min_std, obs_std and reward_std must be > 0"),
+            (self.model_lr > 0 and self.model_grad_clip > 0, "model_lr and model_grad_clip must be > 0"),
+        ]
+
 
 def _split_stats(x: torch.Tensor, min_std: float) -> tuple[torch.Tensor, torch.Tensor]:
     mean, raw = x.chunk(2, dim=-1)
@@ -253,6 +263,17 @@ class RSSM(nn.Module):
             to_post = gaussian_kl(post["mean"], post["std"], p["mean"], p["std"]).mean()
             kl_mean = kl_mean + (2 * cfg.kl_balance - 1) * (to_prior - to_post)  # same value, reweighted gradient
         return free_nats(kl_mean, cfg.free_nats), kl
+
+    def train_step(self, opt: torch.optim.Optimizer, windows: dict[str, torch.Tensor], gen: torch.Generator | None,
+                   **loss_kwargs) -> tuple[ModelLoss, float]:
+        """One model update on replay ``windows`` (``obs, action, reward, is_first``: (B, L, .)):
+        ``loss`` -> backward -> clip to ``model_grad_clip`` -> ``opt.step()``. Returns (loss, gradient norm)."""
+        out = self.loss(windows["obs"], windows["action"], windows["reward"], windows["is_first"], gen, **loss_kwargs)
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.model_grad_clip)
+        opt.step()
+        return out, float(grad_norm)
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, reward: torch.Tensor, is_first: torch.Tensor,
              gen: torch.Generator | None = None, iw_samples: int = 0, beta_ml: float = 0.0,
