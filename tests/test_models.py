@@ -156,3 +156,26 @@ def test_marginal_likelihood_refuses_a_balance_that_diverges():
         AVEMConfig(marginal_likelihood=True, kl_balance=0.8).validate()
     AVEMConfig(marginal_likelihood=True, kl_balance=0.5).validate()
     AVEMConfig(marginal_likelihood=False, kl_balance=0.8).validate()
+
+
+def test_observation_only_marginal_drops_exactly_the_reward_factor():
+    """``include_reward=False`` = the weights without log p(r|z) (same draws as a zero reward mask);
+    at beta_ml=0 the ``ml_reward`` switch changes nothing, at beta_ml=1 it changes the loss."""
+    m = _model()
+    obs, act, rew, first = _batch()
+    mask = 1.0 - first.float()
+    with torch.no_grad():
+        post, prior = m.observe(obs, act, first, torch.Generator().manual_seed(0))
+        x_only = m.iw_marginal(post, prior, obs, rew, mask, 8, torch.Generator().manual_seed(1), include_reward=False)
+        masked = m.iw_marginal(post, prior, obs, rew, torch.zeros_like(mask), 8, torch.Generator().manual_seed(1))
+        with_r = m.iw_marginal(post, prior, obs, rew, mask, 8, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(x_only, masked)
+    assert (with_r - x_only)[mask.bool()].abs().min() > 1e-4
+
+    def total(beta, ml_reward):
+        return m.loss(obs, act, rew, first, torch.Generator().manual_seed(0), iw_samples=4, beta_ml=beta,
+                      ml_reward=ml_reward)
+    torch.testing.assert_close(total(0.0, False).total, total(0.0, True).total)
+    lx, lxr = total(1.0, False), total(1.0, True)
+    assert abs(lx.total.item() - lxr.total.item()) > 1e-3
+    assert lx.metrics["info_gain"] == pytest.approx(lx.metrics["cll_obs"] - lx.metrics["mll"], abs=1e-5)

@@ -33,10 +33,12 @@ of the critic's targets and of the planner's horizon bootstrap (as TD-MPC does).
 
 Deviations / practical choices (beyond the paper): the soft value function; the temperature
 rule above; free nats (1.0) on KL(q(z)||p(z)); no KL balancing (0.5), which the marginal-likelihood
-term requires (``AVEMConfig.validate``); ``beta_ml`` anneals to 0.5, not the paper's 1.0 (at 1.0
-the model loss is only the IWAE-ELBO gap, the reward/observation model and the transition
-prior stop being trained to predict, and the planner degrades to the random agent's return:
-see ``AVEMConfig.beta_ml_end``); the data-side ``info_gain`` is logged, the imagined one
+term requires (``AVEMConfig.validate``); the marginal likelihood (and the planner's information
+gain) is over the observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``: with r_t inside,
+the model loss at the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap, the reward model stops
+being trained and the planner falls to the random agent's return; without it the reward
+likelihood stays, which is the paper's stated intent: a model that keeps task-relevant
+information); the data-side ``info_gain`` is logged, the imagined one
 enters planning; vector observations only (no pixel encoder/decoder yet).
 
 Keys returned by ``update()`` (stable across variants; a key appears iff its term exists):
