@@ -130,3 +130,23 @@ def test_plan_store_roundtrip():
     clone = PlanStore(2)
     clone.load_state_dict(store.state_dict())
     assert len(clone) == 1
+
+
+def test_ess_floor_raises_the_temperature_just_enough():
+    """``tempered_log_weights``: T = alpha when its ESS meets the floor, else the smallest T that does."""
+    from avem.objective import effective_sample_size, normalized_weights
+    from avem.planning.importance import tempered_log_weights
+
+    ret = torch.randn(64, generator=torch.Generator().manual_seed(0)) * 5.0
+    log_ratio = torch.zeros(64)
+
+    def ess(log_w):
+        return float(effective_sample_size(normalized_weights(log_w)))
+
+    log_w, t = tempered_log_weights(log_ratio, ret, 0.07, 0.0)  # off: the plain temperature
+    assert t == 0.07 and torch.equal(log_w, ret / 0.07) and ess(log_w) < 0.05
+    log_w, t = tempered_log_weights(log_ratio, ret, 0.07, 0.3)
+    assert t > 0.07 and ess(log_w) == pytest.approx(0.3, abs=1e-3)
+    assert ess(ret / (0.99 * t)) < 0.3  # just enough: a slightly lower temperature misses the floor
+    log_w, t = tempered_log_weights(log_ratio, ret, 1e3, 0.3)  # alpha already spreads the weights
+    assert t == 1e3 and ess(log_w) > 0.9

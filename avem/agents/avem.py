@@ -52,7 +52,8 @@ Keys returned by ``update()`` (stable across variants; a key appears iff its ter
   ``consolidation_coverage`` (fraction of critic rows whose planned posterior is stored);
 - planning (means over the acting steps since the previous update; 0 before the first
   planned action): ``plan_return`` (estimated bound under q), ``plan_kl_a`` (KL(q_plan||p_a)),
-  ``plan_ess`` (effective sample size fraction); with marginal_likelihood ``plan_info_gain``.
+  ``plan_ess`` (effective sample size fraction), ``plan_temperature`` (the temperature used:
+  alpha, raised where ``plan_min_ess`` asks); with marginal_likelihood ``plan_info_gain``.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ from avem.train.replay import ReplayBuffer
 COMMON_KEYS = ("reward", "kl_a", "critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
 GENERATIVE_KEYS = ("model_loss", "cll", "cll_obs", "cll_reward", "kl_z", "elbo")
 ML_KEYS = ("mll", "info_gain", "beta_ml")
-PLAN_KEYS = ("plan_return", "plan_kl_a", "plan_ess")
+PLAN_KEYS = ("plan_return", "plan_kl_a", "plan_ess", "plan_temperature")
 
 
 def metric_keys(cfg: AVEMConfig) -> set[str]:
@@ -177,7 +178,7 @@ class AVEMAgent:
             self.planner = LatentPlanner(self.model, a, cfg.plan_horizon, cfg.plan_samples, cfg.plan_iterations,
                                          cfg.plan_min_std, cfg.gamma,
                                          cfg.plan_info_gain_samples if cfg.marginal_likelihood else 0,
-                                         info_gain_reward=cfg.ml_reward)
+                                         info_gain_reward=cfg.ml_reward, min_ess=cfg.plan_min_ess)
             if self.learned_prior:
                 self.store = PlanStore(a)
 
@@ -239,7 +240,8 @@ class AVEMAgent:
             if explore:
                 kl = self.planner.action_prior(feat, prior_fn).kl(q_plan.mean, q_plan.std, self.gen)
                 self._accumulate({"plan_return": q_plan.expected_return, "plan_kl_a": float(kl),
-                                  "plan_ess": q_plan.ess, "plan_info_gain": q_plan.extras["info_gain"]})
+                                  "plan_ess": q_plan.ess, "plan_temperature": q_plan.extras["temperature"],
+                                  "plan_info_gain": q_plan.extras["info_gain"]})
         else:
             dist = self.ac.actor(feat)
         action = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()

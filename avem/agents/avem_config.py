@@ -79,6 +79,8 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
     """Floor on the planned posterior's pre-squash standard deviation."""
     plan_temperature: float | None = None
     """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
+    plan_min_ess: float = 0.1
+    """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha (~0.05-0.1 here) the weights were degenerate (ESS 1/64), picking the luckiest roll-out noise. 0 = always the plain temperature."""
     plan_info_gain_samples: int = 4
     """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
 
@@ -118,6 +120,7 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
             (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
             (self.plan_temperature is None or self.plan_temperature > 0,
              f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
+            (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
             (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
             # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
             # If beta_ml exceeds that, q is driven away from p without bound (observed: kl_z -> 400 nats).

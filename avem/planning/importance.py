@@ -9,7 +9,12 @@ approximated by a diagonal Gaussian over the pre-squash action u (MPPI / CEM fam
   ratio, ``w ∝ p_a(u) exp(R(u)/alpha) / q_i(u)`` (adaptive importance sampling), so the fit
   converges to the moments of q* rather than collapsing onto the best sample as CEM would;
 - the fit is weighted moment matching (the Gaussian minimising ``KL(q* || q)``), with the
-  standard deviation floored at ``min_std``.
+  standard deviation floored at ``min_std``;
+- ``min_ess > 0``: where ``alpha`` leaves fewer than ``min_ess * N`` effective samples, the
+  iteration's temperature is raised to the smallest value that reaches it (bisection on
+  ``log T``; ESS grows monotonically with T). Each ``R`` is ONE stochastic roll-out, so at a
+  small alpha the weights pick the luckiest roll-out noise (winner's curse) rather than the best
+  action; a floor on the ESS averages over that noise (adaptive tempering, as in SMC samplers).
 
 ``return_fn(u: (N, A)) -> (R: (N,), extras: dict of (N,) tensors)``; the extras (e.g. the
 imagined information gain) are reported as their weighted means under the final weights.
@@ -45,8 +50,28 @@ class ActionPosterior:
     """Weighted means of ``return_fn``'s extras."""
 
 
+def tempered_log_weights(log_ratio: torch.Tensor, ret: torch.Tensor, alpha: float, min_ess: float = 0.0,
+                         steps: int = 40) -> tuple[torch.Tensor, float]:
+    """``(log_ratio + R / T, T)`` for ``(N,)`` inputs, with ``T = alpha``, or, if that gives an ESS
+    fraction below ``min_ess``, the smallest ``T >= alpha`` whose ESS fraction is ``>= min_ess``."""
+    def ess(t: float) -> float:
+        return float(effective_sample_size(normalized_weights(log_ratio + ret / t)))
+
+    if min_ess <= 0 or ess(alpha) >= min_ess:
+        return log_ratio + ret / alpha, alpha
+    lo, hi = 0.0, 1.0  # log(T / alpha): grow hi until the ESS target is met (T -> inf: the proposal's ESS)
+    while ess(alpha * float(torch.tensor(hi).exp())) < min_ess and hi < 40.0:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if ess(alpha * float(torch.tensor(mid).exp())) >= min_ess else (mid, hi)
+    t = alpha * float(torch.tensor(hi).exp())
+    return log_ratio + ret / t, t
+
+
 def infer_action_posterior(prior: ActionPrior, return_fn: Callable, alpha: float, num_samples: int,
-                           iterations: int, gen: torch.Generator | None, min_std: float = 1e-3) -> ActionPosterior:
+                           iterations: int, gen: torch.Generator | None, min_std: float = 1e-3,
+                           min_ess: float = 0.0) -> ActionPosterior:
     """``iterations`` rounds of importance sampling with ``num_samples`` candidates each (see module doc)."""
     if iterations < 1 or num_samples < 2:
         raise ValueError(f"need iterations >= 1 and num_samples >= 2, got {iterations}, {num_samples}")
@@ -59,9 +84,11 @@ def infer_action_posterior(prior: ActionPrior, return_fn: Callable, alpha: float
             u = mean + std * torch.randn((num_samples, *mean.shape), generator=gen, dtype=mean.dtype)
             log_ratio = prior.log_prob(u) - gaussian_log_prob(u, mean, std)
         ret, extras = return_fn(u)
-        w = normalized_weights(log_ratio + ret / alpha)
+        log_w, temperature = tempered_log_weights(log_ratio, ret, alpha, min_ess)
+        w = normalized_weights(log_w)
         mean = (w.unsqueeze(-1) * u).sum(0)
         var = (w.unsqueeze(-1) * (u - mean).pow(2)).sum(0)
         std = var.sqrt().clamp(min=min_std)
-    return ActionPosterior(mean, std, float((w * ret).sum()), float(effective_sample_size(w)),
-                           {k: float((w * v).sum()) for k, v in extras.items()})
+    extras = {k: float((w * v).sum()) for k, v in extras.items()}
+    extras["temperature"] = temperature  # of the last iteration
+    return ActionPosterior(mean, std, float((w * ret).sum()), float(effective_sample_size(w)), extras)

@@ -33,8 +33,9 @@ class LatentPlanner:
     """Importance-sampling planner over the RSSM. Sizes are per decision (one current state)."""
 
     def __init__(self, model: RSSM, act_dim: int, horizon: int, num_samples: int, iterations: int,
-                 min_std: float, gamma: float, info_gain_samples: int = 0, info_gain_reward: bool = True):
-        self.model, self.act_dim = model, act_dim
+                 min_std: float, gamma: float, info_gain_samples: int = 0, info_gain_reward: bool = True,
+                 min_ess: float = 0.0):
+        self.model, self.act_dim, self.min_ess = model, act_dim, min_ess
         self.ig_reward = info_gain_reward
         self.horizon, self.num_samples, self.iterations = horizon, num_samples, iterations
         self.min_std, self.gamma, self.ig_samples = min_std, gamma, info_gain_samples
@@ -52,7 +53,8 @@ class LatentPlanner:
         """``state``: the current filtering state (batch 1). Returns q(a_t) over u."""
         prior = self.action_prior(self.model.feat(state), prior_fn)
         return_fn = lambda u: self.rollout_return(state, u, prior_fn, value_fn, beta_ml, gen)  # noqa: E731
-        return infer_action_posterior(prior, return_fn, alpha, self.num_samples, self.iterations, gen, self.min_std)
+        return infer_action_posterior(prior, return_fn, alpha, self.num_samples, self.iterations, gen, self.min_std,
+                                      self.min_ess)
 
     def rollout_return(self, state: State, u: torch.Tensor, prior_fn: PriorFn | None, value_fn: ValueFn,
                        beta_ml: float, gen: torch.Generator | None) -> tuple[torch.Tensor, dict]:
