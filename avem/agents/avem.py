@@ -38,7 +38,8 @@ gain) is over the observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``
 the model loss at the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap, the reward model stops
 being trained and the planner falls to the random agent's return; without it the reward
 likelihood stays, which is the paper's stated intent: a model that keeps task-relevant
-information); the data-side ``info_gain`` is logged, the imagined one
+information); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
+samples (single-roll-out returns: see ``avem.planning.importance``); the data-side ``info_gain`` is logged, the imagined one
 enters planning; vector observations only (no pixel encoder/decoder yet).
 
 Keys returned by ``update()`` (stable across variants; a key appears iff its term exists):
