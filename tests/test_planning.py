@@ -150,3 +150,8 @@ def test_ess_floor_raises_the_temperature_just_enough():
     assert ess(ret / (0.99 * t)) < 0.3  # just enough: a slightly lower temperature misses the floor
     log_w, t = tempered_log_weights(log_ratio, ret, 1e3, 0.3)  # alpha already spreads the weights
     assert t == 1e3 and ess(log_w) > 0.9
+    # the temperature is chosen on the returns alone: a degenerate proposal ratio cannot push it to infinity
+    skewed = torch.zeros(64)
+    skewed[0] = 50.0
+    log_w, t2 = tempered_log_weights(skewed, ret, 0.07, 0.3)
+    assert t2 == pytest.approx(tempered_log_weights(log_ratio, ret, 0.07, 0.3)[1]) and torch.equal(log_w, skewed + ret / t2)

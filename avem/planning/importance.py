@@ -10,9 +10,11 @@ approximated by a diagonal Gaussian over the pre-squash action u (MPPI / CEM fam
   converges to the moments of q* rather than collapsing onto the best sample as CEM would;
 - the fit is weighted moment matching (the Gaussian minimising ``KL(q* || q)``), with the
   standard deviation floored at ``min_std``;
-- ``min_ess > 0``: where ``alpha`` leaves fewer than ``min_ess * N`` effective samples, the
-  iteration's temperature is raised to the smallest value that reaches it (bisection on
-  ``log T``; ESS grows monotonically with T). Each ``R`` is ONE stochastic roll-out, so at a
+- ``min_ess > 0``: where the tempering ``exp(R / alpha)`` alone leaves fewer than ``min_ess * N``
+  effective samples, the iteration's temperature is raised to the smallest value that reaches
+  it (bisection on ``log T``; the ESS of ``softmax(R / T)`` grows monotonically with T, to 1 as
+  T -> inf; the proposal ratio is left out of that choice, since it can make the ESS of the
+  full weights non-monotone and unreachable). Each ``R`` is ONE stochastic roll-out, so at a
   small alpha the weights pick the luckiest roll-out noise (winner's curse) rather than the best
   action; a floor on the ESS averages over that noise (adaptive tempering, as in SMC samplers).
 
@@ -21,6 +23,7 @@ imagined information gain) are reported as their weighted means under the final 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -52,20 +55,20 @@ class ActionPosterior:
 
 def tempered_log_weights(log_ratio: torch.Tensor, ret: torch.Tensor, alpha: float, min_ess: float = 0.0,
                          steps: int = 40) -> tuple[torch.Tensor, float]:
-    """``(log_ratio + R / T, T)`` for ``(N,)`` inputs, with ``T = alpha``, or, if that gives an ESS
-    fraction below ``min_ess``, the smallest ``T >= alpha`` whose ESS fraction is ``>= min_ess``."""
-    def ess(t: float) -> float:
-        return float(effective_sample_size(normalized_weights(log_ratio + ret / t)))
+    """``(log_ratio + R / T, T)`` for ``(N,)`` inputs, with ``T = alpha``, or, if ``softmax(R / alpha)``
+    has an ESS fraction below ``min_ess``, the smallest ``T >= alpha`` for which ``softmax(R / T)`` reaches it."""
+    def ess(log_t: float) -> float:
+        return float(effective_sample_size(normalized_weights(ret / (alpha * math.exp(log_t)))))
 
-    if min_ess <= 0 or ess(alpha) >= min_ess:
+    if min_ess <= 0 or ess(0.0) >= min_ess or float(ret.max() - ret.min()) == 0.0:
         return log_ratio + ret / alpha, alpha
-    lo, hi = 0.0, 1.0  # log(T / alpha): grow hi until the ESS target is met (T -> inf: the proposal's ESS)
-    while ess(alpha * float(torch.tensor(hi).exp())) < min_ess and hi < 40.0:
+    lo, hi = 0.0, 1.0  # log(T / alpha); the ESS of softmax(R / T) -> 1 as T -> inf, so hi is finite
+    while ess(hi) < min_ess:
         lo, hi = hi, 2.0 * hi
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if ess(alpha * float(torch.tensor(mid).exp())) >= min_ess else (mid, hi)
-    t = alpha * float(torch.tensor(hi).exp())
+        lo, hi = (lo, mid) if ess(mid) >= min_ess else (mid, hi)
+    t = alpha * math.exp(hi)
     return log_ratio + ret / t, t
 
 

@@ -116,7 +116,7 @@ def main() -> None:
     for name in a.agents:
         r = df[df["agent"] == name]["final_return"]
         ratio = f"  = {r.mean() / floor:4.2f} x random" if np.isfinite(floor) and floor > 0 else ""
-        print(f"{name:32s} final return mean {r.mean():7.1f} over seeds {list(np.round(r.values, 1))}{ratio}")
+        print(f"{name:32s} final return mean {r.mean():7.1f} over seeds {[round(float(v), 1) for v in r.values]}{ratio}")
     print("floor: the random agent scores ~110-145 on cartpole-swingup-pos (action repeat 8), not 0-30; "
           "the ratios above are against the random run of this invocation")
     dump(df, a.out / "summary.json")
