@@ -105,22 +105,10 @@ class PriorSoftActorCritic(SoftActorCritic):
         super().__init__(*args, **kwargs)
         self.target_kl = target_kl
 
-    def update_actor(self, feat, log_prior=None) -> dict[str, float]:
+    def temperature_loss(self, log_q, metrics, log_prior):
         if log_prior is None:
-            return super().update_actor(feat, None)
-        self.critic.requires_grad_(False)
-        loss, _, metrics = self.actor_loss(feat, log_prior)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_opt.step()
-        self.critic.requires_grad_(True)
-        if self.cfg.learn_temperature:
-            alpha_loss = -self.log_alpha * (metrics["kl_a"] - self.target_kl)
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
-        metrics["alpha"] = self.alpha.item()
-        return metrics
+            return super().temperature_loss(log_q, metrics, log_prior)
+        return -self.log_alpha * (metrics["kl_a"] - self.target_kl)
 
 
 def _broad_init(prior: Actor, std: float, cfg: AVEMConfig, act_dim: int) -> None:

@@ -160,12 +160,17 @@ class SoftActorCritic(nn.Module):
         self.actor_opt.step()
         self.critic.requires_grad_(True)
         if self.cfg.learn_temperature:
-            alpha_loss = -(self.log_alpha * (log_q + self.target_entropy)).mean()
+            alpha_loss = self.temperature_loss(log_q, metrics, log_prior)
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
         metrics["alpha"] = self.alpha.item()
         return metrics
+
+    def temperature_loss(self, log_q: torch.Tensor, metrics: dict[str, float],
+                         log_prior: LogPrior | None) -> torch.Tensor:
+        """Loss of ``log_alpha``: the entropy of the policy tracks ``target_entropy`` (SAC v2)."""
+        return -(self.log_alpha * (log_q + self.target_entropy)).mean()
 
     def optim_state(self) -> dict:
         return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
