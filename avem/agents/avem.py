@@ -213,7 +213,7 @@ class AVEMAgent:
         """``state``: ``{"latent": filter state, "action": a_{t-1} (1, A)}``; None at an episode start."""
         obs_np = np.asarray(obs, np.float32)
         if self.generative:
-            latent = self.model.filter_obs(obs_np, state, self.act_dim, self.gen, sample=explore)
+            latent = self.model.filter_obs(obs_np, state, self.gen, sample=explore)
             feat = self.model.feat(latent)
         else:
             h = self.encoder.initial(1) if state is None else state["latent"]

@@ -225,7 +225,7 @@ class DreamerAgent:
     @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
-        latent = self.model.filter_obs(obs, state, self.act_dim, self.gen, sample=explore)
+        latent = self.model.filter_obs(obs, state, self.gen, sample=explore)
         dist = self.actor(self.model.feat(latent))
         if explore:
             action = dist.rsample_with_log_prob(self.gen)[0]

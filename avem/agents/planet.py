@@ -164,7 +164,7 @@ class PlaNetAgent:
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
         cfg = self.cfg
-        latent = self.model.filter_obs(obs, state, self.act_dim, self.gen, sample=explore)
+        latent = self.model.filter_obs(obs, state, self.gen, sample=explore)
         plan = cem_plan(self.model, latent, self.act_dim, cfg.plan_horizon, cfg.plan_candidates,
                         cfg.plan_iterations, cfg.plan_top_k, cfg.plan_discount, self.gen)
         action = plan.mean[0:1]

@@ -154,15 +154,15 @@ class RSSM(nn.Module):
         return post, {"deter": post["deter"], "stoch": mean, "mean": mean, "std": std}
 
     @torch.no_grad()
-    def filter_obs(self, obs, agent_state: dict | None, act_dim: int,
-                   gen: torch.Generator | None = None, sample: bool = True) -> State:
+    def filter_obs(self, obs, agent_state: dict | None, gen: torch.Generator | None = None,
+                   sample: bool = True) -> State:
         """The acting-time filter shared by every RSSM agent: one observation ``obs: (obs_dim,)`` and the
         agent's state ``{"latent": State (1, .), "action": a_{t-1} (1, A)}`` (None at an episode start)
         -> the new filtering state (1, .)."""
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
         first = torch.tensor([agent_state is None])
         latent = self.initial(1) if agent_state is None else agent_state["latent"]
-        prev_a = torch.zeros(1, act_dim) if agent_state is None else agent_state["action"]
+        prev_a = torch.zeros(1, self.act_dim) if agent_state is None else agent_state["action"]
         return self.obs_step(latent, prev_a, self.embed(x), first, gen, sample=sample)[0]
 
     def _post_step(self, state: State, prev_action: torch.Tensor, embed: torch.Tensor,
