@@ -60,7 +60,7 @@ def tempered_log_weights(log_ratio: torch.Tensor, ret: torch.Tensor, alpha: floa
     def ess(log_t: float) -> float:
         return float(effective_sample_size(normalized_weights(ret / (alpha * math.exp(log_t)))))
 
-    if min_ess <= 0 or ess(0.0) >= min_ess or float(ret.max() - ret.min()) == 0.0:
+    if min_ess <= 0 or ess(0.0) >= min_ess:  # equal returns give ESS 1: always returned here
         return log_ratio + ret / alpha, alpha
     lo, hi = 0.0, 1.0  # log(T / alpha); the ESS of softmax(R / T) -> 1 as T -> inf, so hi is finite
     while ess(hi) < min_ess:
