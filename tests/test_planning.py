@@ -96,7 +96,7 @@ def _tiny_planner(info_gain_samples=0):
 def test_latent_planner_runs_and_is_deterministic(learned, ig):
     model, planner, post = _tiny_planner(ig)
     prior_fn = (lambda f: TanhNormal(torch.zeros(f.shape[0], 1), torch.ones(f.shape[0], 1))) if learned else None
-    value_fn = lambda f: f[:, 0]  # noqa: E731
+    value_fn = lambda f, eps=None: f[:, 0]  # noqa: E731
     q1 = planner.plan(post, prior_fn, value_fn, 0.5, 1.0, torch.Generator().manual_seed(7))
     q2 = planner.plan(post, prior_fn, value_fn, 0.5, 1.0, torch.Generator().manual_seed(7))
     assert q1.mean.shape == (1,) and torch.isfinite(q1.mean).all() and (q1.std >= 0.1).all()

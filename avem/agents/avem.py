@@ -167,7 +167,8 @@ class AVEMAgent:
             self.planner = LatentPlanner(self.model, a, cfg.plan_horizon, cfg.plan_samples, cfg.plan_iterations,
                                          cfg.plan_min_std, cfg.gamma,
                                          cfg.plan_info_gain_samples if cfg.marginal_likelihood else 0,
-                                         info_gain_reward=cfg.ml_reward, min_ess=cfg.plan_min_ess)
+                                         info_gain_reward=cfg.ml_reward, min_ess=cfg.plan_min_ess,
+                                         common_noise=cfg.plan_common_noise, policy_samples=cfg.plan_policy_samples)
             if self.learned_prior:
                 self.store = PlanStore(a)
 
@@ -190,9 +191,12 @@ class AVEMAgent:
     def _log_prior(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.prior(feat).log_prob(action)
 
-    def _soft_value(self, feat: torch.Tensor) -> torch.Tensor:
-        """``V(z) = E_pi[min Q(z, a)] - alpha KL(pi || p_a)`` (one sample; uniform: ``d log 2`` dropped as in the critic)."""
-        a, log_q = self.ac.actor(feat).rsample_with_log_prob(self.gen)
+    def _soft_value(self, feat: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """``V(z) = E_pi[min Q(z, a)] - alpha KL(pi || p_a)`` (one sample; uniform: ``d log 2`` dropped as in the critic).
+
+        ``feat: (N, F)``; ``eps: (N, A)`` the sample's standard-normal noise, or None to draw it."""
+        pi = self.ac.actor(feat)
+        a, log_q = pi.rsample_with_log_prob(self.gen) if eps is None else pi.sample_from_noise(eps)
         q1, q2 = self.ac.critic(feat, a)
         kl = log_q - self._log_prior(feat, a) if self.learned_prior else log_q
         return torch.min(q1, q2) - self.ac.alpha * kl
@@ -224,7 +228,8 @@ class AVEMAgent:
         if self.cfg.planning:
             alpha = self.cfg.plan_temperature or float(self.ac.alpha)
             prior_fn = self.prior if self.learned_prior else None
-            q_plan = self.planner.plan(latent, prior_fn, self._soft_value, alpha, self.beta_ml(), self.gen)
+            q_plan = self.planner.plan(latent, prior_fn, self._soft_value, alpha, self.beta_ml(), self.gen,
+                                       policy_fn=self.ac.actor)
             dist = TanhNormal(q_plan.mean[None], q_plan.std[None])
             if explore:
                 kl = self.planner.action_prior(feat, prior_fn).kl(q_plan.mean, q_plan.std, self.gen)

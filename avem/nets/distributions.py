@@ -21,7 +21,10 @@ class TanhNormal:
 
     def rsample_with_log_prob(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample ``a: (..., d)`` and ``log q(a): (...)``."""
-        eps = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+        return self.sample_from_noise(torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype))
+
+    def sample_from_noise(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rsample_with_log_prob`` with given standard-normal noise ``eps`` (broadcastable to the mean)."""
         u = self.mean + self.std * eps
         return torch.tanh(u), self._log_prob_u(u)
 

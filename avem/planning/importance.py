@@ -74,15 +74,21 @@ def tempered_log_weights(log_ratio: torch.Tensor, ret: torch.Tensor, alpha: floa
 
 def infer_action_posterior(prior: ActionPrior, return_fn: Callable, alpha: float, num_samples: int,
                            iterations: int, gen: torch.Generator | None, min_std: float = 1e-3,
-                           min_ess: float = 0.0) -> ActionPosterior:
-    """``iterations`` rounds of importance sampling with ``num_samples`` candidates each (see module doc)."""
+                           min_ess: float = 0.0, proposal: ActionPrior | None = None) -> ActionPosterior:
+    """``iterations`` rounds of importance sampling with ``num_samples`` candidates each (see module doc).
+
+    ``proposal``: what the first iteration draws from (default: the prior itself), corrected by
+    ``p_a(u) / proposal(u)``; the target ``q* ∝ p_a exp(R / alpha)`` does not change."""
     if iterations < 1 or num_samples < 2:
         raise ValueError(f"need iterations >= 1 and num_samples >= 2, got {iterations}, {num_samples}")
     mean = std = None
     for i in range(iterations):
-        if i == 0:
+        if i == 0 and proposal is None:
             u = prior.sample(num_samples, gen)
             log_ratio = torch.zeros(num_samples)
+        elif i == 0:
+            u = proposal.sample(num_samples, gen)
+            log_ratio = prior.log_prob(u) - proposal.log_prob(u)
         else:
             u = mean + std * torch.randn((num_samples, *mean.shape), generator=gen, dtype=mean.dtype)
             log_ratio = prior.log_prob(u) - gaussian_log_prob(u, mean, std)

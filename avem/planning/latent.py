@@ -12,6 +12,12 @@ estimated on an imagined sample ``(x, r) ~ p(x, r | h, z)``: the marginal uses `
 ``z^k ~ p(z | h)`` of which one is the true ``z`` (a contrastive estimate, at most ``log K``).
 Future actions drawn from the prior contribute ``KL(p_a || p_a) = 0``; the KL of ``q(a_t)`` itself
 is accounted for by the closed form ``q* ∝ p_a exp(R / alpha)`` (``planning.importance``).
+
+``common_noise=True``: all candidates of one iteration share the roll-out's random numbers (the
+latent transition noise, the future actions' noise, the value's action sample and the imagined
+observation), so ``R(a) - R(a')`` measures the first actions, not the luck of independent
+roll-outs (common random numbers). With independent roll-outs the spread of one-sample returns
+is far larger than the spread the first action causes, and the weights follow the noise.
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ from avem.models.rssm import RSSM, State
 from avem.nets.distributions import TanhNormal
 from avem.objective import gaussian_log_prob, information_gain, iw_log_marginal
 from avem.planning.importance import ActionPosterior, infer_action_posterior
-from avem.planning.priors import GaussianActionPrior, UniformActionPrior
+from avem.planning.priors import GaussianActionPrior, MixtureProposal, UniformActionPrior
 
 PriorFn = Callable[[torch.Tensor], TanhNormal]
-ValueFn = Callable[[torch.Tensor], torch.Tensor]
+ValueFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""``value_fn(feat: (N, F), eps: (N, A) standard-normal action noise or None = draw its own) -> (N,)``."""
 
 
 class LatentPlanner:
@@ -34,8 +41,12 @@ class LatentPlanner:
 
     def __init__(self, model: RSSM, act_dim: int, horizon: int, num_samples: int, iterations: int,
                  min_std: float, gamma: float, info_gain_samples: int = 0, info_gain_reward: bool = True,
-                 min_ess: float = 0.0):
+                 min_ess: float = 0.0, common_noise: bool = False, policy_samples: int = 0):
+        if not 0 <= policy_samples <= num_samples:
+            raise ValueError(f"policy_samples must be in [0, num_samples={num_samples}], got {policy_samples}")
         self.model, self.act_dim, self.min_ess = model, act_dim, min_ess
+        self.policy_samples = policy_samples
+        self.common_noise = common_noise
         self.ig_reward = info_gain_reward
         self.horizon, self.num_samples, self.iterations = horizon, num_samples, iterations
         self.min_std, self.gamma, self.ig_samples = min_std, gamma, info_gain_samples
@@ -49,12 +60,23 @@ class LatentPlanner:
 
     @torch.no_grad()
     def plan(self, state: State, prior_fn: PriorFn | None, value_fn: ValueFn, alpha: float,
-             beta_ml: float, gen: torch.Generator | None) -> ActionPosterior:
-        """``state``: the current filtering state (batch 1). Returns q(a_t) over u."""
-        prior = self.action_prior(self.model.feat(state), prior_fn)
+             beta_ml: float, gen: torch.Generator | None, policy_fn: PriorFn | None = None) -> ActionPosterior:
+        """``state``: the current filtering state (batch 1). Returns q(a_t) over u.
+
+        ``policy_fn``: the amortised policy; with ``policy_samples > 0`` that many first-iteration
+        candidates are drawn from it instead of the prior (a mixture proposal, importance-corrected)."""
+        feat = self.model.feat(state)
+        prior = self.action_prior(feat, prior_fn)
+        proposal = None
+        if self.policy_samples > 0:
+            if policy_fn is None:
+                raise ValueError("policy_samples > 0 needs a policy_fn")
+            pi = policy_fn(feat)
+            proposal = MixtureProposal([prior, GaussianActionPrior(pi.mean[0], pi.std[0])],
+                                       [self.num_samples - self.policy_samples, self.policy_samples])
         return_fn = lambda u: self.rollout_return(state, u, prior_fn, value_fn, beta_ml, gen)  # noqa: E731
         return infer_action_posterior(prior, return_fn, alpha, self.num_samples, self.iterations, gen, self.min_std,
-                                      self.min_ess)
+                                      self.min_ess, proposal)
 
     def rollout_return(self, state: State, u: torch.Tensor, prior_fn: PriorFn | None, value_fn: ValueFn,
                        beta_ml: float, gen: torch.Generator | None) -> tuple[torch.Tensor, dict]:
@@ -65,7 +87,11 @@ class LatentPlanner:
         ret, rew_sum, ig_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n)
         discount = 1.0
         for tau in range(self.horizon):
-            s = self.model.img_step(s, action, gen)
+            if self.common_noise:
+                s = self.model.img_step(s, action, gen, sample=False)
+                s["stoch"] = s["mean"] + s["std"] * self._randn(n, s["mean"].shape[1:], gen)
+            else:
+                s = self.model.img_step(s, action, gen)
             feat = self.model.feat(s)
             obs_mean, rew_mean = self.model.decode(feat)
             step = rew_mean
@@ -77,12 +103,28 @@ class LatentPlanner:
             ret = ret + discount * step
             discount *= self.gamma
             if tau < self.horizon - 1:
-                if prior_fn is None:
-                    action = torch.rand((n, self.act_dim), generator=gen) * 2.0 - 1.0
-                else:
-                    action = prior_fn(feat).rsample_with_log_prob(gen)[0]
-        ret = ret + discount * value_fn(feat)
+                action = self.future_action(feat, prior_fn, gen)
+        eps = self._randn(n, (self.act_dim,), gen) if self.common_noise else None
+        ret = ret + discount * value_fn(feat, eps)
         return ret, {"reward": rew_sum, "info_gain": ig_sum}
+
+    def _randn(self, n: int, shape, gen: torch.Generator | None) -> torch.Tensor:
+        """``(n, *shape)`` standard normal noise: one draw shared by the n rows with ``common_noise``."""
+        if self.common_noise:
+            return torch.randn((1, *shape), generator=gen).expand(n, *shape)
+        return torch.randn((n, *shape), generator=gen)
+
+    def future_action(self, feat: torch.Tensor, prior_fn: PriorFn | None, gen: torch.Generator | None) -> torch.Tensor:
+        """An action of a later roll-out step ``(N, A)``, drawn from the action prior at ``feat (N, F)``."""
+        n = feat.shape[0]
+        if prior_fn is None:
+            if self.common_noise:
+                return (torch.rand((1, self.act_dim), generator=gen) * 2.0 - 1.0).expand(n, -1)
+            return torch.rand((n, self.act_dim), generator=gen) * 2.0 - 1.0
+        dist = prior_fn(feat)
+        if self.common_noise:
+            return torch.tanh(dist.mean + dist.std * self._randn(n, (self.act_dim,), gen))
+        return dist.rsample_with_log_prob(gen)[0]
 
     def info_gain(self, s: State, obs_mean: torch.Tensor, rew_mean: torch.Tensor,
                   gen: torch.Generator | None) -> torch.Tensor:
@@ -91,14 +133,19 @@ class LatentPlanner:
         ``info_gain_reward=False``: ``log p(x | h, z) - log p(x | h)`` (observations only).
         """
         cfg, k = self.model.cfg, self.ig_samples
-        x = obs_mean + cfg.obs_std * torch.randn(obs_mean.shape, generator=gen)
-        r = rew_mean + cfg.reward_std * torch.randn(rew_mean.shape, generator=gen)
+        n = obs_mean.shape[0]
+        x = obs_mean + cfg.obs_std * self._randn(n, obs_mean.shape[1:], gen)
+        r = rew_mean + cfg.reward_std * self._randn(n, rew_mean.shape[1:], gen)
         w_r = 1.0 if self.ig_reward else 0.0
         cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
         if k <= 1:
             return torch.zeros_like(cond)
-        z = s["mean"] + s["std"] * torch.randn((k - 1, *s["mean"].shape), generator=gen)
+        if self.common_noise:
+            z_eps = torch.randn((k - 1, 1, *s["mean"].shape[1:]), generator=gen).expand(-1, n, -1)
+        else:
+            z_eps = torch.randn((k - 1, *s["mean"].shape), generator=gen)
+        z = s["mean"] + s["std"] * z_eps
         feat = torch.cat([s["deter"].expand(k - 1, *s["deter"].shape), z], -1)
         om, rm = self.model.decode(feat)
         others = gaussian_log_prob(x, om, cfg.obs_std) + w_r * gaussian_log_prob(

@@ -63,3 +63,27 @@ class UniformActionPrior:
         dist = TanhNormal(mean.expand(self.kl_samples, *mean.shape), std.expand(self.kl_samples, *std.shape))
         _, log_q = dist.rsample_with_log_prob(gen)
         return uniform_box_kl(log_q, self.act_dim).mean(0)
+
+
+class MixtureProposal:
+    """A stratified mixture of proposals over u: ``counts[i]`` of the ``n`` draws come from ``parts[i]``.
+
+    The density is ``sum_i (counts[i] / n) p_i(u)`` (defensive importance sampling: any part that
+    covers the target keeps the weights bounded). ``sample(n)`` needs ``n == sum(counts)``.
+    """
+
+    def __init__(self, parts: list, counts: list[int]):
+        if len(parts) != len(counts) or min(counts) < 0 or sum(counts) < 1:
+            raise ValueError(f"need one count >= 0 per part and a positive total, got {counts}")
+        self.parts, self.counts = parts, counts
+
+    def sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
+        if n != sum(self.counts):
+            raise ValueError(f"this mixture draws {sum(self.counts)} samples, asked for {n}")
+        return torch.cat([p.sample(c, gen) for p, c in zip(self.parts, self.counts) if c > 0], 0)
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        """``(n, A) -> (n,)``."""
+        total = sum(self.counts)
+        terms = [p.log_prob(u) + math.log(c / total) for p, c in zip(self.parts, self.counts) if c > 0]
+        return torch.logsumexp(torch.stack(terms, 0), 0)
