@@ -109,6 +109,8 @@ def test_bad_switch_values_are_refused():
         AVEMConfig(action_prior="gaussian").validate()
     with pytest.raises(ValueError, match="model"):
         AVEMConfig(model="hybrid").validate()
+    with pytest.raises(ValueError, match="plan_policy_samples must be in"):
+        AVEMConfig(planning=True, plan_samples=16, plan_policy_samples=17).validate()
 
 
 def test_learned_prior_kl_budget_equals_the_uniform_agents():
@@ -143,6 +145,21 @@ def test_every_variant_trains_and_logs_finite_terms(name):
         assert metrics["beta_ml"] == pytest.approx(cfg.beta_ml_end)  # annealed over 50 updates
     if cfg.planning and cfg.action_prior == "learned":
         assert metrics["consolidation_coverage"] > 0  # planned posteriors are found in replay
+
+
+@pytest.mark.parametrize("prior", ["uniform", "learned"])
+def test_planner_options_train_and_log_finite_terms(prior):
+    """Common random numbers and policy proposals in the full loop (ML term on, so the imagined IG is drawn too)."""
+    env = PointMass()
+    name = f"avem-gen-ml-{prior}-plan"
+    cfg = registry.get(name).make_config({**TINY, "plan_common_noise": True, "plan_policy_samples": 3})
+    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
+    history = []
+    metrics, actions = _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=150, warmup=60,
+                            rng=np.random.default_rng(0), metrics_out=history)
+    assert set(metrics) == metric_keys(cfg)
+    assert all(math.isfinite(v) for m in history for v in m.values())
+    assert all(np.all(np.abs(a) <= 1) for a in actions)
 
 
 def test_eval_action_is_deterministic():

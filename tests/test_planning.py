@@ -8,7 +8,7 @@ from scipy import integrate
 
 from avem.models import RSSM, RSSMConfig
 from avem.nets.distributions import TanhNormal
-from avem.planning import (GaussianActionPrior, LatentPlanner, PlanStore, UniformActionPrior,
+from avem.planning import (GaussianActionPrior, LatentPlanner, MixtureProposal, PlanStore, UniformActionPrior,
                            infer_action_posterior)
 
 torch.set_num_threads(1)
@@ -155,3 +155,67 @@ def test_ess_floor_raises_the_temperature_just_enough():
     skewed[0] = 50.0
     log_w, t2 = tempered_log_weights(skewed, ret, 0.07, 0.3)
     assert t2 == pytest.approx(tempered_log_weights(log_ratio, ret, 0.07, 0.3)[1]) and torch.equal(log_w, skewed + ret / t2)
+
+
+def test_mixture_proposal_density_and_stratified_draws():
+    """log q(u) = log sum_i (n_i / n) p_i(u), checked against the two densities by hand; draws follow the counts."""
+    a, b = GaussianActionPrior(torch.tensor([-2.0]), torch.tensor([0.5])), UniformActionPrior(1)
+    mix = MixtureProposal([a, b], [3, 1])
+    u = torch.tensor([[-2.0], [0.0], [1.5]])
+    by_hand = torch.log(0.75 * a.log_prob(u).exp() + 0.25 * b.log_prob(u).exp())
+    torch.testing.assert_close(mix.log_prob(u), by_hand)
+    draws = MixtureProposal([a, b], [3000, 1000]).sample(4000, torch.Generator().manual_seed(0))
+    assert draws[:3000].mean().item() == pytest.approx(-2.0, abs=0.05)  # the first 3000 come from a
+    assert draws[3000:].abs().mean().item() > 0.4  # the rest from the uniform (atanh of U[-1, 1])
+    with pytest.raises(ValueError, match="draws 4 samples"):
+        mix.sample(5, None)
+
+
+def test_a_policy_proposal_leaves_the_analytic_posterior_unchanged():
+    """Drawing the first iteration from a mixture with a badly placed 'policy' still targets p_a exp(R/alpha)."""
+    prior = GaussianActionPrior(torch.zeros(1), torch.ones(1))
+    ret = lambda u: (-(u - 1).pow(2).sum(-1), {})  # noqa: E731  analytic q*: mean 2/3, std 1/sqrt(3)
+    proposal = MixtureProposal([prior, GaussianActionPrior(torch.tensor([3.0]), torch.tensor([0.3]))], [10000, 10000])
+    q = infer_action_posterior(prior, ret, 1.0, num_samples=20000, iterations=1,
+                               gen=torch.Generator().manual_seed(0), proposal=proposal)
+    assert q.mean.item() == pytest.approx(2 / 3, abs=0.02)
+    assert q.std.item() == pytest.approx(1 / math.sqrt(3), rel=0.03)
+    # without the importance correction the far-off policy draws drag the mean up (to ~0.81)
+    u = proposal.sample(20000, torch.Generator().manual_seed(0))
+    w = torch.softmax(ret(u)[0], 0)
+    assert (w * u[:, 0]).sum().item() > 2 / 3 + 0.1
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_common_noise_makes_equal_first_actions_equal_returns(learned):
+    """With common random numbers, candidates differ only by their first action; independent roll-outs differ by luck."""
+    model, _, post = _tiny_planner(4)
+    prior_fn = (lambda f: TanhNormal(torch.zeros(f.shape[0], 1), torch.ones(f.shape[0], 1))) if learned else None
+    value_fn = lambda f, eps=None: f[:, 0] + (0.0 if eps is None else eps[:, 0])  # noqa: E731
+    u = torch.zeros(16, 1)
+    returns = {}
+    for common in (False, True):
+        planner = LatentPlanner(model, 1, horizon=3, num_samples=16, iterations=2, min_std=0.1, gamma=0.99,
+                                info_gain_samples=4, common_noise=common)
+        returns[common] = planner.rollout_return(post, u, prior_fn, value_fn, 1.0, torch.Generator().manual_seed(3))[0]
+    assert returns[True].std().item() < 1e-5
+    assert returns[False].std().item() > 1e-2
+    # and different first actions still give different returns under common noise
+    planner = LatentPlanner(model, 1, horizon=3, num_samples=16, iterations=2, min_std=0.1, gamma=0.99,
+                            common_noise=True)
+    r = planner.rollout_return(post, torch.linspace(-2, 2, 16)[:, None], prior_fn, value_fn, 1.0,
+                               torch.Generator().manual_seed(3))[0]
+    assert r.std().item() > 1e-4
+
+
+def test_policy_samples_are_validated():
+    model, _, post = _tiny_planner()
+    with pytest.raises(ValueError, match="policy_samples must be in"):
+        LatentPlanner(model, 1, horizon=3, num_samples=16, iterations=2, min_std=0.1, gamma=0.99, policy_samples=17)
+    planner = LatentPlanner(model, 1, horizon=3, num_samples=16, iterations=2, min_std=0.1, gamma=0.99,
+                            policy_samples=4)
+    with pytest.raises(ValueError, match="needs a policy_fn"):
+        planner.plan(post, None, lambda f, eps=None: f[:, 0], 0.5, 0.0, None)
+    pi = lambda f: TanhNormal(torch.full((f.shape[0], 1), 0.5), torch.full((f.shape[0], 1), 0.2))  # noqa: E731
+    q = planner.plan(post, None, lambda f, eps=None: f[:, 0], 0.5, 0.0, torch.Generator().manual_seed(0), policy_fn=pi)
+    assert torch.isfinite(q.mean).all() and 0 < q.ess <= 1

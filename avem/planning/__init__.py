@@ -1,8 +1,8 @@
 """Planning as inference of q(a_t): the importance-sampling core, action priors, the latent planner."""
 from avem.planning.importance import ActionPosterior, infer_action_posterior
 from avem.planning.latent import LatentPlanner
-from avem.planning.priors import GaussianActionPrior, UniformActionPrior
+from avem.planning.priors import GaussianActionPrior, MixtureProposal, UniformActionPrior
 from avem.planning.store import PlanStore
 
-__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "PlanStore", "UniformActionPrior",
+__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "MixtureProposal", "PlanStore", "UniformActionPrior",
            "infer_action_posterior"]
