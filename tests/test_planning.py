@@ -188,7 +188,7 @@ def test_a_policy_proposal_leaves_the_analytic_posterior_unchanged():
 
 @pytest.mark.parametrize("learned", [False, True])
 def test_common_noise_makes_equal_first_actions_equal_returns(learned):
-    """With common random numbers, candidates differ only by their first action; independent roll-outs differ by luck."""
+    """Common random numbers: equal first actions give equal returns; independent roll-outs differ by luck."""
     model, _, post = _tiny_planner(4)
     prior_fn = (lambda f: TanhNormal(torch.zeros(f.shape[0], 1), torch.ones(f.shape[0], 1))) if learned else None
     value_fn = lambda f, eps=None: f[:, 0] + (0.0 if eps is None else eps[:, 0])  # noqa: E731

@@ -4,5 +4,5 @@ from avem.planning.latent import LatentPlanner
 from avem.planning.priors import GaussianActionPrior, MixtureProposal, UniformActionPrior
 from avem.planning.store import PlanStore
 
-__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "MixtureProposal", "PlanStore", "UniformActionPrior",
-           "infer_action_posterior"]
+__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "MixtureProposal", "PlanStore",
+           "UniformActionPrior", "infer_action_posterior"]
