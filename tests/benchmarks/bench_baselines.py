@@ -124,7 +124,8 @@ def main() -> None:
         rows.append({"agent": agent, "observation": obs, "seeds": len(g),
                      "ours": f"{g['final_return'].mean():.0f} +- {g['final_return'].std(ddof=1) if len(g) > 1 else 0:.0f}",
                      "published": f"{pub[0]} +- {pub[1]} ({pub[2]})" if pub else "-",
-                     "wall_min": f"{g['wall_s'].mean() / 60:.0f}"})
+                     # runs reused from an earlier call have no wall-clock here (NaN): "-" if none was timed
+                     "wall_min": "-" if g["wall_s"].isna().all() else f"{g['wall_s'].mean() / 60:.0f}"})
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"published: {SOURCE}; sac / sb3-sac on full state compare with SAC-state.")
 

@@ -15,9 +15,11 @@ from avem.train.provenance import git_commit
 
 def run_jobs(jobs: list[dict], out_root: Path, workers: int = 2) -> pd.DataFrame:
     """Each job: ``{"agent", "task", "seed", "steps", "sets": [..]}``; returns one row per job
-    with the final evaluation return (mean over its episodes) and the wall-clock."""
+    with the final evaluation return (mean over its episodes) and the wall-clock. A run found
+    already finished is reused (``reused=True``) and its ``wall_s`` is NaN: this call did not time it."""
     def one(job: dict) -> dict:
         out = out_root / job["task"] / job["agent"] / f"seed{job['seed']}"
+        reused = (out / "run.json").exists() and json.loads((out / "run.json").read_text()).get("status") == "finished"
         cmd = [sys.executable, "-m", "avem.cli", "train", "--agent", job["agent"], "--task", job["task"],
                "--seed", str(job["seed"]), "--steps", str(job["steps"]), "--out", str(out),
                *sum((["--set", s] for s in job.get("sets", [])), [])]
@@ -25,10 +27,11 @@ def run_jobs(jobs: list[dict], out_root: Path, workers: int = 2) -> pd.DataFrame
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            return {**job, "final_return": float("nan"), "wall_s": wall, "error": proc.stderr[-500:]}
+            return {**job, "final_return": float("nan"), "wall_s": wall, "reused": reused, "error": proc.stderr[-500:]}
         ev = pd.read_csv(out / "eval.csv")
         final = ev[ev["step"] == ev["step"].max()]["return"].mean()
-        return {**job, "final_return": final, "wall_s": wall, "error": ""}
+        return {**job, "final_return": final, "wall_s": float("nan") if reused else wall, "reused": reused,
+                "error": ""}
 
     with ThreadPoolExecutor(workers) as pool:
         rows = list(pool.map(one, jobs))
