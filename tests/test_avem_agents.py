@@ -109,8 +109,8 @@ def test_bad_switch_values_are_refused():
         AVEMConfig(action_prior="gaussian").validate()
     with pytest.raises(ValueError, match="model"):
         AVEMConfig(model="hybrid").validate()
-    with pytest.raises(ValueError, match="plan_policy_samples must be in"):
-        AVEMConfig(planning=True, plan_samples=16, plan_policy_samples=17).validate()
+    with pytest.raises(ValueError, match="plan_policy_fraction must be in"):
+        AVEMConfig(planning=True, plan_policy_fraction=1.5).validate()
 
 
 def test_learned_prior_kl_budget_equals_the_uniform_agents():
@@ -148,11 +148,11 @@ def test_every_variant_trains_and_logs_finite_terms(name):
 
 
 @pytest.mark.parametrize("prior", ["uniform", "learned"])
-def test_planner_options_train_and_log_finite_terms(prior):
-    """Common random numbers and policy proposals in the full loop (ML term on, so the imagined IG is drawn too)."""
+def test_planner_without_its_options_trains_and_logs_finite_terms(prior):
+    """Independent roll-outs and prior-only proposals (the behaviour before those options; the defaults have them on)."""
     env = PointMass()
     name = f"avem-gen-ml-{prior}-plan"
-    cfg = registry.get(name).make_config({**TINY, "plan_common_noise": True, "plan_policy_samples": 3})
+    cfg = registry.get(name).make_config({**TINY, "plan_common_noise": False, "plan_policy_fraction": 0.0})
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
     history = []
     metrics, actions = _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=150, warmup=60,

@@ -81,10 +81,10 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
     """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
     plan_min_ess: float = 0.1
     """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha (~0.05-0.1 here) the weights were degenerate (ESS 1/64), picking the luckiest roll-out noise. 0 = always the plain temperature."""
-    plan_common_noise: bool = False
-    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck. False = independent roll-outs (results before this field)."""
-    plan_policy_samples: int = 0
-    """First-iteration candidates drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only (results before this field)."""
+    plan_common_noise: bool = True
+    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck (with independent roll-outs the weights followed the noise: ESS 1/64 at alpha). False = independent roll-outs, the behaviour of results before commit 9b8ebde."""
+    plan_policy_fraction: float = 0.25
+    """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the behaviour of results before commit 9b8ebde."""
     plan_info_gain_samples: int = 4
     """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
 
@@ -124,8 +124,8 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
             (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
             (self.plan_temperature is None or self.plan_temperature > 0,
              f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
-            (0 <= self.plan_policy_samples <= self.plan_samples,
-             f"plan_policy_samples must be in [0, plan_samples={self.plan_samples}], got {self.plan_policy_samples}"),
+            (0.0 <= self.plan_policy_fraction <= 1.0,
+             f"plan_policy_fraction must be in [0, 1], got {self.plan_policy_fraction}"),
             (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
             (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
             # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
