@@ -43,7 +43,8 @@ likelihood stays, which is the paper's stated intent: a model that keeps task-re
 information); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
 samples (single-roll-out returns: see ``avem.planning.importance``); candidates share their roll-outs'
 random numbers and a quarter of the first proposals come from the amortised policy (the target is
-unchanged; together they raised the full agent from 1.7x to ~2.4x random on cartpole-swingup-pos);
+unchanged; together they raised the full agent from 1.7x to 2.2x random on cartpole-swingup-pos and its
+temperature from 40-55x to ~2x alpha: ``results/benchmarks/bench_avem.md``);
 the data-side ``info_gain`` is logged, the imagined one
 enters planning; vector observations only (no pixel encoder/decoder yet).
 
