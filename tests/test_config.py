@@ -13,6 +13,16 @@ def test_resolve_applies_sets_with_types_and_resolves_action_repeat():
     assert from_dict(to_dict(run, cfg)) == (run, cfg)
 
 
+@pytest.mark.parametrize("section", ["run", "agent"])
+def test_a_saved_config_with_fields_this_version_lacks_is_refused_by_name(section):
+    run, cfg = resolve("sac", "cartpole-swingup-pos")
+    data = to_dict(run, cfg)
+    data[section]["retired_field"] = 1
+    data["provenance"] = {"commit": "9b8ebde1b2536ab10cbe3bdc0555d6b59865b0a0"}
+    with pytest.raises(ValueError, match=rf"{section} fields retired_field .* written at commit 9b8ebde1b253"):
+        from_dict(data)
+
+
 @pytest.mark.parametrize("items, message", [
     (["nonsense=1"], "unknown key 'nonsense'"),
     (["hidden"], "malformed --set"),

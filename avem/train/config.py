@@ -159,8 +159,17 @@ def to_dict(run: RunConfig, agent_cfg) -> dict:
 
 def from_dict(data: dict) -> tuple[RunConfig, Any]:
     """Inverse of ``to_dict`` (used by the workflow and for resuming)."""
+    def refuse_unknown(section: str, cls: type) -> None:
+        unknown = sorted(set(data.get(section) or {}) - _fields(cls))
+        if unknown:
+            commit = str((data.get("provenance") or {}).get("commit", "unknown"))[:12]
+            raise ValueError(f"{section} fields {', '.join(unknown)} are not fields of {cls.__name__} in this version "
+                             f"of avem (the configuration was written at commit {commit}): check that commit out to use it")
+
+    refuse_unknown("run", RunConfig)
     run = RunConfig(**data["run"])
     run.validate()
     spec = registry.get(run.agent)
+    refuse_unknown("agent", spec.config_cls)
     values = {k: _coerce(spec.config_cls, k, v) for k, v in data.get("agent", {}).items()}
     return run, spec.make_config(values)
