@@ -5,7 +5,8 @@
 Loads ``RUN_DIR/config.yaml`` and ``checkpoint.pt``, applies the ``--set`` overrides to the agent
 config (e.g. ``planning=false`` acts with the amortised policy, ``plan_horizon=1`` shortens the
 roll-outs), and prints the mean and sd of ``--episodes`` deterministic evaluation episodes
-(seeds independent of the training evaluations). Writes nothing.
+(seeds independent of the training evaluations). Writes nothing. Fields missing from an older
+config.yaml take the current defaults: pin them with --set to evaluate as that run acted.
 """
 from __future__ import annotations
 
