@@ -11,6 +11,7 @@ config.yaml take the current defaults: pin them with --set to evaluate as that r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -34,9 +35,10 @@ def main() -> None:
     a = p.parse_args()
     data = yaml.safe_load((a.run / "config.yaml").read_text())
     sets = parse_sets(a.sets)
-    unknown = sorted(set(sets) - set(data["agent"]))
+    fields = {f.name for f in dataclasses.fields(registry.get(data["run"]["agent"]).config_cls)}
+    unknown = sorted(set(sets) - fields)
     if unknown:
-        p.error(f"unknown agent field(s) {', '.join(unknown)}; the run's fields: {', '.join(sorted(data['agent']))}")
+        p.error(f"unknown agent field(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
     data["agent"].update(sets)
     data["run"]["eval_episodes"] = a.episodes
     run, cfg = from_dict(data)
