@@ -23,7 +23,7 @@ from avem.agents import registry
 from avem.train.config import from_dict, parse_sets
 from avem.train.loop import evaluate, make_envs
 
-OFFLINE_EVALUATION = 10_000  # evaluation index for the seeds: never used by a training run's schedule
+OFFLINE_EVALUATION = 10_000  # evaluation index for the episode seeds: beyond the evaluations of any run here
 
 
 def main() -> None:
