@@ -96,7 +96,7 @@ def _tiny_planner(info_gain_samples=0):
 def test_latent_planner_runs_and_is_deterministic(learned, ig):
     model, planner, post = _tiny_planner(ig)
     prior_fn = (lambda f: TanhNormal(torch.zeros(f.shape[0], 1), torch.ones(f.shape[0], 1))) if learned else None
-    value_fn = lambda f, eps=None: f[:, 0]  # noqa: E731
+    value_fn = lambda f, eps: f[:, 0]  # noqa: E731
     q1 = planner.plan(post, prior_fn, value_fn, 0.5, 1.0, torch.Generator().manual_seed(7))
     q2 = planner.plan(post, prior_fn, value_fn, 0.5, 1.0, torch.Generator().manual_seed(7))
     assert q1.mean.shape == (1,) and torch.isfinite(q1.mean).all() and (q1.std >= 0.1).all()
@@ -191,7 +191,7 @@ def test_common_noise_makes_equal_first_actions_equal_returns(learned):
     """Common random numbers: equal first actions give equal returns; independent roll-outs differ by luck."""
     model, _, post = _tiny_planner(4)
     prior_fn = (lambda f: TanhNormal(torch.zeros(f.shape[0], 1), torch.ones(f.shape[0], 1))) if learned else None
-    value_fn = lambda f, eps=None: f[:, 0] + (0.0 if eps is None else eps[:, 0])  # noqa: E731
+    value_fn = lambda f, eps: f[:, 0] + eps[:, 0]  # noqa: E731
     u = torch.zeros(16, 1)
     returns = {}
     for common in (False, True):
@@ -215,7 +215,7 @@ def test_policy_samples_are_validated():
     planner = LatentPlanner(model, 1, horizon=3, num_samples=16, iterations=2, min_std=0.1, gamma=0.99,
                             policy_samples=4)
     with pytest.raises(ValueError, match="needs a policy_fn"):
-        planner.plan(post, None, lambda f, eps=None: f[:, 0], 0.5, 0.0, None)
+        planner.plan(post, None, lambda f, eps: f[:, 0], 0.5, 0.0, None)
     pi = lambda f: TanhNormal(torch.full((f.shape[0], 1), 0.5), torch.full((f.shape[0], 1), 0.2))  # noqa: E731
-    q = planner.plan(post, None, lambda f, eps=None: f[:, 0], 0.5, 0.0, torch.Generator().manual_seed(0), policy_fn=pi)
+    q = planner.plan(post, None, lambda f, eps: f[:, 0], 0.5, 0.0, torch.Generator().manual_seed(0), policy_fn=pi)
     assert torch.isfinite(q.mean).all() and 0 < q.ess <= 1

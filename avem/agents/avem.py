@@ -198,12 +198,11 @@ class AVEMAgent:
     def _log_prior(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.prior(feat).log_prob(action)
 
-    def _soft_value(self, feat: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    def _soft_value(self, feat: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """``V(z) = E_pi[min Q(z, a)] - alpha KL(pi || p_a)`` (one sample; uniform: ``d log 2`` dropped as in the critic).
 
-        ``feat: (N, F)``; ``eps: (N, A)`` the sample's standard-normal noise, or None to draw it."""
-        pi = self.ac.actor(feat)
-        a, log_q = pi.rsample_with_log_prob(self.gen) if eps is None else pi.sample_from_noise(eps)
+        ``feat: (N, F)``; ``eps: (N, A)`` the standard-normal noise of the sample (the planner's)."""
+        a, log_q = self.ac.actor(feat).sample_from_noise(eps)
         q1, q2 = self.ac.critic(feat, a)
         kl = log_q - self._log_prior(feat, a) if self.learned_prior else log_q
         return torch.min(q1, q2) - self.ac.alpha * kl

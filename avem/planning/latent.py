@@ -32,8 +32,8 @@ from avem.planning.importance import ActionPosterior, infer_action_posterior
 from avem.planning.priors import GaussianActionPrior, MixtureProposal, UniformActionPrior
 
 PriorFn = Callable[[torch.Tensor], TanhNormal]
-ValueFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-"""``value_fn(feat: (N, F), eps: (N, A) standard-normal action noise or None = draw its own) -> (N,)``."""
+ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``value_fn(feat: (N, F), eps: (N, A) standard-normal noise of its action sample) -> (N,)``."""
 
 
 class LatentPlanner:
@@ -87,11 +87,8 @@ class LatentPlanner:
         ret, rew_sum, ig_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n)
         discount = 1.0
         for tau in range(self.horizon):
-            if self.common_noise:
-                s = self.model.img_step(s, action, gen, sample=False)
-                s["stoch"] = s["mean"] + s["std"] * self._randn(n, s["mean"].shape[1:], gen)
-            else:
-                s = self.model.img_step(s, action, gen)
+            s = self.model.img_step(s, action, gen, sample=False)
+            s["stoch"] = s["mean"] + s["std"] * self._noise(n, s["mean"].shape[1:], gen)
             feat = self.model.feat(s)
             obs_mean, rew_mean = self.model.decode(feat)
             step = rew_mean
@@ -104,27 +101,22 @@ class LatentPlanner:
             discount *= self.gamma
             if tau < self.horizon - 1:
                 action = self.future_action(feat, prior_fn, gen)
-        eps = self._randn(n, (self.act_dim,), gen) if self.common_noise else None
-        ret = ret + discount * value_fn(feat, eps)
+        ret = ret + discount * value_fn(feat, self._noise(n, (self.act_dim,), gen))
         return ret, {"reward": rew_sum, "info_gain": ig_sum}
 
-    def _randn(self, n: int, shape, gen: torch.Generator | None) -> torch.Tensor:
-        """``(n, *shape)`` standard normal noise: one draw shared by the n rows with ``common_noise``."""
-        if self.common_noise:
-            return torch.randn((1, *shape), generator=gen).expand(n, *shape)
-        return torch.randn((n, *shape), generator=gen)
+    def _noise(self, n: int, shape: tuple, gen: torch.Generator | None, draw=torch.randn,
+               lead: tuple = ()) -> torch.Tensor:
+        """``(*lead, n, *shape)`` noise from ``draw`` (randn or rand); with ``common_noise`` one draw
+        is shared by the n rows. Same random stream as drawing ``(*lead, n, *shape)`` directly."""
+        rows = 1 if self.common_noise else n
+        return draw((*lead, rows, *shape), generator=gen).expand(*lead, n, *shape)
 
     def future_action(self, feat: torch.Tensor, prior_fn: PriorFn | None, gen: torch.Generator | None) -> torch.Tensor:
         """An action of a later roll-out step ``(N, A)``, drawn from the action prior at ``feat (N, F)``."""
         n = feat.shape[0]
         if prior_fn is None:
-            if self.common_noise:
-                return (torch.rand((1, self.act_dim), generator=gen) * 2.0 - 1.0).expand(n, -1)
-            return torch.rand((n, self.act_dim), generator=gen) * 2.0 - 1.0
-        dist = prior_fn(feat)
-        if self.common_noise:
-            return torch.tanh(dist.mean + dist.std * self._randn(n, (self.act_dim,), gen))
-        return dist.rsample_with_log_prob(gen)[0]
+            return self._noise(n, (self.act_dim,), gen, draw=torch.rand) * 2.0 - 1.0
+        return prior_fn(feat).sample_from_noise(self._noise(n, (self.act_dim,), gen))[0]
 
     def info_gain(self, s: State, obs_mean: torch.Tensor, rew_mean: torch.Tensor,
                   gen: torch.Generator | None) -> torch.Tensor:
@@ -134,18 +126,14 @@ class LatentPlanner:
         """
         cfg, k = self.model.cfg, self.ig_samples
         n = obs_mean.shape[0]
-        x = obs_mean + cfg.obs_std * self._randn(n, obs_mean.shape[1:], gen)
-        r = rew_mean + cfg.reward_std * self._randn(n, rew_mean.shape[1:], gen)
+        x = obs_mean + cfg.obs_std * self._noise(n, obs_mean.shape[1:], gen)
+        r = rew_mean + cfg.reward_std * self._noise(n, rew_mean.shape[1:], gen)
         w_r = 1.0 if self.ig_reward else 0.0
         cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
         if k <= 1:
             return torch.zeros_like(cond)
-        if self.common_noise:
-            z_eps = torch.randn((k - 1, 1, *s["mean"].shape[1:]), generator=gen).expand(-1, n, -1)
-        else:
-            z_eps = torch.randn((k - 1, *s["mean"].shape), generator=gen)
-        z = s["mean"] + s["std"] * z_eps
+        z = s["mean"] + s["std"] * self._noise(n, s["mean"].shape[1:], gen, lead=(k - 1,))
         feat = torch.cat([s["deter"].expand(k - 1, *s["deter"].shape), z], -1)
         om, rm = self.model.decode(feat)
         others = gaussian_log_prob(x, om, cfg.obs_std) + w_r * gaussian_log_prob(
