@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 GROUPS = ("velocity", "distractor", "position")
 COLUMNS = ("task", "agent", "seed", "target_group", "r2", "n_samples", "status", "n_train", "n_test", "n_dims",
@@ -129,22 +128,11 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
 
 def probe_run(run_dir: str | Path, episodes: int = 5) -> list[dict]:
     """Probe one run directory; returns one row per target group (see the module docstring)."""
-    from avem.agents import registry
-    from avem.train.config import from_dict
-    from avem.train.loop import make_envs
+    from avem.train.loop import load_trained
 
-    run_dir = Path(run_dir)
     if episodes < 2:
         raise ValueError(f"episodes must be >= 2 (train/test split by episode), got {episodes}")
-    for name in ("config.yaml", "checkpoint.pt"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir / name} not found: probe needs a trained run directory")
-    run, agent_cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    torch.set_num_threads(run.threads)
-    torch.manual_seed(run.seed)
-    _, env = make_envs(run, agent_cfg)
-    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed)
-    agent.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["agent"])
+    run, _, agent, env = load_trained(run_dir)
     base = {"task": run.task, "agent": run.agent, "seed": run.seed}
 
     latents, states = rollout(agent, env, episodes, run.seed)

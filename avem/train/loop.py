@@ -58,6 +58,33 @@ def make_envs(run: RunConfig, agent_cfg):
     return make_env(task, run.seed, **kw), make_env(task, run.seed + 1_000_003, **kw)
 
 
+def load_trained(run_dir: str | Path, agent_sets: dict | None = None):
+    """A trained run directory (``config.yaml`` + ``checkpoint.pt``) -> ``(run, agent_cfg, agent, eval_env)``.
+
+    ``agent_sets``: agent-config overrides (``--set`` values, any field of the agent's config class;
+    unknown names raise ``ValueError``) applied before the agent is built, e.g. another acting rule."""
+    from avem.train.config import _fields, from_dict
+
+    run_dir = Path(run_dir)
+    for name in (rundir.CONFIG, rundir.CHECKPOINT):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir / name} not found: a trained run directory is needed")
+    data = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
+    if agent_sets:
+        known = _fields(registry.get(data["run"]["agent"]).config_cls)
+        unknown = sorted(set(agent_sets) - known)
+        if unknown:
+            raise ValueError(f"unknown agent field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        data["agent"] = {**data["agent"], **agent_sets}
+    run, agent_cfg = from_dict(data)
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    _, eval_env = make_envs(run, agent_cfg)
+    agent = registry.build(run.agent, eval_env.observation_space, eval_env.action_space, agent_cfg, run.seed)
+    agent.load_state_dict(torch.load(run_dir / rundir.CHECKPOINT, weights_only=False)["agent"])
+    return run, agent_cfg, agent, eval_env
+
+
 def eval_seed(run_seed: int, evaluation: int, episode: int) -> int:
     """Seed of evaluation episode ``episode`` of evaluation number ``evaluation``: independent of resumes."""
     return int(np.random.SeedSequence([run_seed, evaluation, episode, 1]).generate_state(1)[0])

@@ -16,12 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import yaml
 
-from avem.agents import registry
-from avem.train.config import from_dict, parse_sets
-from avem.train.loop import evaluate, make_envs
+from avem.train.config import parse_sets
+from avem.train.loop import evaluate, load_trained
 
 OFFLINE_EVALUATION = 10_000  # evaluation index for the episode seeds: beyond the evaluations of any run here
 
@@ -33,19 +30,11 @@ def main() -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="agent config override (repeatable)")
     a = p.parse_args()
-    data = yaml.safe_load((a.run / "config.yaml").read_text())
-    sets = parse_sets(a.sets)
-    fields = {f.name for f in dataclasses.fields(registry.get(data["run"]["agent"]).config_cls)}
-    unknown = sorted(set(sets) - fields)
-    if unknown:
-        p.error(f"unknown agent field(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
-    data["agent"].update(sets)
-    data["run"]["eval_episodes"] = a.episodes
-    run, cfg = from_dict(data)
-    torch.set_num_threads(run.threads)
-    _, env = make_envs(run, cfg)
-    agent = registry.build(run.agent, env.observation_space, env.action_space, cfg, run.seed)
-    agent.load_state_dict(torch.load(a.run / "checkpoint.pt", weights_only=False)["agent"])
+    try:
+        run, _, agent, env = load_trained(a.run, parse_sets(a.sets))
+    except (FileNotFoundError, ValueError) as e:
+        p.error(str(e))
+    run = dataclasses.replace(run, eval_episodes=a.episodes)
     t0 = time.perf_counter()
     returns = np.array([row["return"] for row in evaluate(agent, env, run, OFFLINE_EVALUATION)])
     print(f"{a.run} {' '.join(a.sets) or '(as trained)'}: return {returns.mean():.1f} +- {returns.std():.1f} "
