@@ -137,7 +137,7 @@ def test_kl_balancing_reweights_gradients_not_the_value(balance):
         leaves = [t.clone().requires_grad_(True) for t in (mq, sq, mp, sp)]
         post = {"mean": leaves[0], "std": leaves[1]}
         prior = {"mean": leaves[2], "std": leaves[3]}
-        loss, _ = RSSM(O, A, cfg).kl_loss(post, prior)
+        loss, _, _ = RSSM(O, A, cfg).kl_loss(post, prior)
         loss.backward()
         return loss.detach(), [t.grad for t in leaves]
 

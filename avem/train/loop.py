@@ -21,6 +21,8 @@ import yaml
 
 from avem.agents import registry
 from avem.envs import make_env, parse_task_id
+from avem.models.diagnostics import episode_rows, openloop_errors
+from avem.models.rssm import RSSM
 from avem.train import rundir
 from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
@@ -28,6 +30,8 @@ from avem.train.replay import ReplayBuffer
 from avem.train.tracking import Tracker, flatten, tracking_uri
 
 EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
+HELDOUT_EPISODES = 5
+"""Evaluation episodes kept (per evaluation) as held-out data for the model diagnostics."""
 
 
 @dataclass
@@ -40,6 +44,8 @@ class LoopState:
     evaluations: int = 0
     eval_rows: list = field(default_factory=list)
     metric_rows: list = field(default_factory=list)
+    heldout: list = field(default_factory=list)
+    """The latest evaluation's first episodes as replay rows: held-out data for the model diagnostics."""
 
 
 def env_task(run: RunConfig, agent_cfg) -> str:
@@ -90,20 +96,37 @@ def eval_seed(run_seed: int, evaluation: int, episode: int) -> int:
     return int(np.random.SeedSequence([run_seed, evaluation, episode, 1]).generate_state(1)[0])
 
 
-def evaluate(agent, env, run: RunConfig, evaluation: int) -> list[dict]:
-    """``run.eval_episodes`` episodes with deterministic actions; one tidy row per episode."""
+def evaluate(agent, env, run: RunConfig, evaluation: int, record: list | None = None) -> list[dict]:
+    """``run.eval_episodes`` episodes with deterministic actions; one tidy row per episode.
+
+    ``record``: if given, the first ``HELDOUT_EPISODES`` episodes are appended to it as replay rows
+    (``avem.models.diagnostics.episode_rows``): the held-out data of the model diagnostics."""
     rows = []
     obs_mode = parse_task_id(run.task).obs
     for e in range(run.eval_episodes):
         obs, _ = env.reset(seed=eval_seed(run.seed, evaluation, e))
         state, ret, length, done = agent.initial_state(), 0.0, 0, False
+        trace = ([obs], [], [])
         while not done:
             action, state = agent.act(obs, state, explore=False)
             obs, reward, terminated, truncated, _ = env.step(action)
             ret, length, done = ret + float(reward), length + 1, terminated or truncated
+            for seq, item in zip(trace, (obs, action, reward)):
+                seq.append(item)
+        if record is not None and e < HELDOUT_EPISODES:
+            record.append(episode_rows(*trace))
         rows.append({"task": run.task, "agent": run.agent, "seed": run.seed, "obs": obs_mode,
                      "step": None, "episode": e, "return": round(ret, 6), "length": length})
     return rows
+
+
+def model_diagnostics(agent, heldout: list) -> dict[str, float]:
+    """Open-loop errors of an agent's world model (an ``RSSM`` at ``agent.model``) on the held-out
+    episodes, as ``train/<key>``; {} for agents without one or before the first evaluation."""
+    model = getattr(agent, "model", None)
+    if not isinstance(model, RSSM) or not heldout:
+        return {}
+    return {f"train/{k}": v for k, v in openloop_errors(model, heldout).items()}
 
 
 def _csv(rows: list[dict], columns) -> str:
@@ -187,7 +210,8 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
                           status="running")
 
     def do_eval() -> None:
-        rows = evaluate(agent, eval_env, run, state.evaluations)
+        state.heldout = []
+        rows = evaluate(agent, eval_env, run, state.evaluations, record=state.heldout)
         for r in rows:
             r["step"] = state.sim_step
         state.eval_rows.extend(rows)
@@ -228,7 +252,7 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
         elapsed = max(time.perf_counter() - t0, 1e-9)
         row = {"step": state.sim_step, "episode": state.episode, "train_return": round(ep_return, 6),
                "steps_per_second": (state.sim_step - start_step) / elapsed,
-               **{f"train/{k}": sums[k] / counts[k] for k in sums}}
+               **{f"train/{k}": sums[k] / counts[k] for k in sums}, **model_diagnostics(agent, state.heldout)}
         state.metric_rows.append(row)
         tracker.log_metrics({k: v for k, v in row.items() if k not in ("step",)}, state.sim_step)
         progress.update(0, ret=f"{ep_return:.0f}")
