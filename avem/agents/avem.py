@@ -81,7 +81,7 @@ from avem.planning import LatentPlanner, PlanStore
 from avem.train.replay import ReplayBuffer
 
 COMMON_KEYS = ("reward", "kl_a", "critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
-GENERATIVE_KEYS = ("model_loss", "cll", "cll_obs", "cll_reward", "kl_z", "elbo")
+GENERATIVE_KEYS = ("model_loss", "cll", "cll_obs", "cll_reward", "kl_z", "kl_grad_frac", "elbo")
 ML_KEYS = ("mll", "info_gain", "beta_ml")
 PLAN_KEYS = ("plan_return", "plan_kl_a", "plan_ess", "plan_temperature")
 
@@ -195,6 +195,13 @@ class AVEMAgent:
             return 0.0
         return linear_anneal(self.num_updates, cfg.beta_ml_start, cfg.beta_ml_end, cfg.beta_ml_anneal_steps)
 
+    def info_gain_weight(self) -> float:
+        """Weight of the information gain in the planner's return and the critic's reward: ``alpha * beta_ml``.
+
+        The bound is in nats with the reward in units of alpha (``exp(r / alpha)``); times alpha it is in
+        reward units, ``r - alpha KL(q(a) || p_a) + alpha beta_ml IG``, the same alpha as the action KL."""
+        return float(self.ac.alpha) * self.beta_ml()
+
     def _log_prior(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.prior(feat).log_prob(action)
 
@@ -234,7 +241,7 @@ class AVEMAgent:
         if self.cfg.planning:
             alpha = self.cfg.plan_temperature or float(self.ac.alpha)
             prior_fn = self.prior if self.learned_prior else None
-            q_plan = self.planner.plan(latent, prior_fn, self._soft_value, alpha, self.beta_ml(), self.gen,
+            q_plan = self.planner.plan(latent, prior_fn, self._soft_value, alpha, self.info_gain_weight(), self.gen,
                                        policy_fn=self.ac.actor)
             dist = TanhNormal(q_plan.mean[None], q_plan.std[None])
             if explore:
@@ -272,12 +279,14 @@ class AVEMAgent:
         obs, act, rew, first = windows["obs"], windows["action"], windows["reward"], windows["is_first"]
         term = windows["is_terminal"]
         metrics: dict[str, float] = {}
+        info_gain = None
         if self.generative:
             out, _ = self.model.train_step(self.model_opt, windows, self.gen, beta_ml=self.beta_ml(),
                                            iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0,
                                            ml_reward=cfg.ml_reward)
             metrics.update(out.metrics)
             feat = self.model.feat(out.post).detach()
+            info_gain = out.info_gain
         else:
             feat = self.encoder.observe(obs, act, first)
         f_t = feat[:, s:-1].reshape(-1, self.feat_dim)
@@ -286,6 +295,8 @@ class AVEMAgent:
         r_t = rew[:, s + 1:].reshape(-1)
         discount = 1.0 - term[:, s + 1:].float().reshape(-1)
         metrics["reward"] = r_t.mean().item()
+        if info_gain is not None:  # the value must hold the terms the planner's roll-out sums (latent.py)
+            r_t = r_t + self.info_gain_weight() * info_gain[:, s + 1:].reshape(-1)
         log_prior = self._log_prior if self.learned_prior else None
         sac = self.ac.update(f_t, a_t, r_t, f_next, discount, log_prior)
         if "kl_a" in sac and not self.learned_prior:

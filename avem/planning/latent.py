@@ -4,9 +4,11 @@ For each candidate first action ``a_t = tanh(u)`` the RSSM prior is rolled ``hor
 from the current filtering state; actions of later steps are drawn from the ACTION PRIOR (the
 roll-out policy: the learned ``p_a(a|z)`` or uniform). The estimated future bound is
 
-    R(a_t) = sum_{tau=1..H} gamma^(tau-1) [ r_hat_{t+tau} + beta_ml * IG_{t+tau} ] + gamma^H V(z_{t+H})
+    R(a_t) = sum_{tau=1..H} gamma^(tau-1) [ r_hat_{t+tau} + w * IG_{t+tau} ] + gamma^H V(z_{t+H})
 
-with ``r_hat`` the reward decoder's mean, ``V`` the soft value supplied by the agent, and (only
+with ``r_hat`` the reward decoder's mean, ``V`` the soft value supplied by the agent, ``w`` the
+information gain's weight (``alpha * beta_ml``: the bound multiplied by the temperature alpha
+puts every nat-valued term in reward units, ``avem/objective/README.md``) and (only
 with the marginal-likelihood switch) the information gain ``IG = log p(x, r | z) - log p(x, r | h)``
 estimated on an imagined sample ``(x, r) ~ p(x, r | h, z)``: the marginal uses ``K`` prior draws
 ``z^k ~ p(z | h)`` of which one is the true ``z`` (a contrastive estimate, at most ``log K``).
@@ -60,8 +62,11 @@ class LatentPlanner:
 
     @torch.no_grad()
     def plan(self, state: State, prior_fn: PriorFn | None, value_fn: ValueFn, alpha: float,
-             beta_ml: float, gen: torch.Generator | None, policy_fn: PriorFn | None = None) -> ActionPosterior:
+             ig_weight: float, gen: torch.Generator | None, policy_fn: PriorFn | None = None) -> ActionPosterior:
         """``state``: the current filtering state (batch 1). Returns q(a_t) over u.
+
+        ``alpha``: the temperature of ``q* ∝ p_a exp(R / alpha)``; ``ig_weight``: ``w`` of the
+        information gain in ``R`` (the agent passes ``alpha * beta_ml`` with the bound's alpha).
 
         ``policy_fn``: the amortised policy; with ``policy_samples > 0`` that many first-iteration
         candidates are drawn from it instead of the prior (a mixture proposal, importance-corrected)."""
@@ -74,12 +79,12 @@ class LatentPlanner:
             pi = policy_fn(feat)
             proposal = MixtureProposal([prior, GaussianActionPrior(pi.mean[0], pi.std[0])],
                                        [self.num_samples - self.policy_samples, self.policy_samples])
-        return_fn = lambda u: self.rollout_return(state, u, prior_fn, value_fn, beta_ml, gen)  # noqa: E731
+        return_fn = lambda u: self.rollout_return(state, u, prior_fn, value_fn, ig_weight, gen)  # noqa: E731
         return infer_action_posterior(prior, return_fn, alpha, self.num_samples, self.iterations, gen, self.min_std,
                                       self.min_ess, proposal)
 
     def rollout_return(self, state: State, u: torch.Tensor, prior_fn: PriorFn | None, value_fn: ValueFn,
-                       beta_ml: float, gen: torch.Generator | None) -> tuple[torch.Tensor, dict]:
+                       ig_weight: float, gen: torch.Generator | None) -> tuple[torch.Tensor, dict]:
         """``u: (N, A)`` first actions (pre-squash) -> ``(R: (N,), {"reward", "info_gain"}: (N,))``."""
         n = u.shape[0]
         s = {k: v.expand(n, *v.shape[1:]) for k, v in state.items()}
@@ -95,7 +100,7 @@ class LatentPlanner:
             rew_sum = rew_sum + discount * rew_mean
             if self.ig_samples > 0:
                 ig = self.info_gain(s, obs_mean, rew_mean, gen)
-                step = step + beta_ml * ig
+                step = step + ig_weight * ig
                 ig_sum = ig_sum + discount * ig
             ret = ret + discount * step
             discount *= self.gamma
@@ -124,19 +129,19 @@ class LatentPlanner:
 
         ``info_gain_reward=False``: ``log p(x | h, z) - log p(x | h)`` (observations only).
         """
-        cfg, k = self.model.cfg, self.ig_samples
+        cfg, k, obs_std = self.model.cfg, self.ig_samples, self.model.obs_std()
         n = obs_mean.shape[0]
-        x = obs_mean + cfg.obs_std * self._noise(n, obs_mean.shape[1:], gen)
+        x = obs_mean + obs_std * self._noise(n, obs_mean.shape[1:], gen)
         r = rew_mean + cfg.reward_std * self._noise(n, rew_mean.shape[1:], gen)
         w_r = 1.0 if self.ig_reward else 0.0
-        cond = gaussian_log_prob(x, obs_mean, cfg.obs_std) + w_r * gaussian_log_prob(
+        cond = gaussian_log_prob(x, obs_mean, obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
         if k <= 1:
             return torch.zeros_like(cond)
         z = s["mean"] + s["std"] * self._noise(n, s["mean"].shape[1:], gen, lead=(k - 1,))
         feat = torch.cat([s["deter"].expand(k - 1, *s["deter"].shape), z], -1)
         om, rm = self.model.decode(feat)
-        others = gaussian_log_prob(x, om, cfg.obs_std) + w_r * gaussian_log_prob(
+        others = gaussian_log_prob(x, om, obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rm.unsqueeze(-1), cfg.reward_std)
         marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
         return information_gain(cond, marg)
