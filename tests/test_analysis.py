@@ -29,7 +29,7 @@ SEEDS = [0, 1, 2]
 MISSING = ("cartpole-swingup-distract", "avem-gen-ml-learned-plan", 2)
 FAILED = ("finger-spin-pos", "sac", 1)
 RUNNING = ("finger-spin-pos", "avem-gen-elbo-uniform-plan", 0)
-ANCHORS = Path(__file__).resolve().parents[1] / "workflows" / "config" / "anchors.csv"  # copy of shared/anchors
+ANCHORS = Path(__file__).resolve().parents[1] / "workflows" / "config" / "anchors.csv"  # from shared/anchors
 STEPS, EVAL_EVERY, EPISODE = 500_000, 50_000, 10_000
 
 
@@ -64,6 +64,9 @@ def write_run(root: Path, task: str, agent: str, seed: int, steps: int = STEPS, 
             row["train/cll"] = (5.0 if ml else 8.0) * step / steps + rng.normal(0, 0.2)
             row["train/mll"] = (4.0 if ml else 6.0) * step / steps + rng.normal(0, 0.2)
             row["train/info_gain"] = row["train/cll"] - row["train/mll"]
+            for key, base in (("obs", 0.04), ("reward", 0.5)):
+                row[f"train/openloop_{key}_err_h5_baseline"] = base
+                row[f"train/openloop_{key}_err_h5"] = base * (2.0 - step / steps) + rng.normal(0, 0.01)
         met.append(row)
     pd.DataFrame(met).to_csv(d / "metrics.csv", index=False)
     sw = A.switches_from_name(agent)
@@ -121,9 +124,9 @@ def study(tmp_path_factory):
 
 
 FIGURES = ["curves", "aggregates_100k", "profiles_100k", "aggregates_500k", "profiles_500k", "ablations_100k",
-           "ablations_500k", "terms", "losses", "probes", "anchors"]
+           "ablations_500k", "terms", "losses", "probes", "anchors", "model_quality"]
 TABLES = ["missing_runs", "curves", "aggregates", "profiles", "budget_scores", "ablations", "terms",
-          "terms_final", "losses", "probe_summary", "anchors"]
+          "terms_final", "losses", "probe_summary", "anchors", "model_quality"]
 
 
 def test_collect_reports_every_expected_run(study):

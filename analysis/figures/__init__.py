@@ -3,7 +3,7 @@
 One module per question: ``curves`` (1, learning curves), ``aggregates`` (2, aggregate scores and
 performance profiles at fixed budgets), ``ablations`` (3, paired probability of improvement),
 ``terms`` (4, the objective's terms over training), ``probes`` (5, linear probes of the latent
-state), ``anchors`` (6, published anchors). :func:`make_all` runs them all and writes
+state), ``anchors`` (6, published anchors), ``model_quality`` (7, open-loop errors of the world models). :func:`make_all` runs them all and writes
 ``manifest.json``: ``[{"file": name, "caption": text}, ...]``, one entry per PNG and per PDF.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import style, tidy
-from analysis.figures import ablations, aggregates, anchors, curves, probes, terms
+from analysis.figures import ablations, aggregates, anchors, curves, model_quality, probes, terms
 
 
 def _read(path: Path, columns) -> pd.DataFrame:
@@ -59,6 +59,7 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
     entries += ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)
     entries += terms.figures(t["metrics"], out_dir, tables_dir, seed, reps, missing, seeds)
     entries += probes.figure(t["probe"], runs, out_dir, tables_dir, seed, reps, missing)
+    entries.append(model_quality.figure(t["metrics"], out_dir, tables_dir, seed, reps, missing, seeds))
     entries.append(anchors.figure(ev, anchor_df, budgets, out_dir, tables_dir, seed, reps, missing, seeds))
 
     n_bad = len(bad)

@@ -1,6 +1,6 @@
 """Figure 3: paired ablations, probability of improvement P(with > without) with 95% CIs.
 
-A pair is two AVEM variants that differ in exactly ONE of the four switches (objective.md), all
+A pair is two AVEM variants that differ in exactly ONE of the four switches (``avem/objective/README.md``), all
 others held fixed: marginal-likelihood term (ml vs elbo), action prior (learned vs uniform),
 model (generative vs discriminative; the discriminative agent has no marginal-likelihood term and
 no planning, so its partner is the generative ELBO agent without planning) and planning (plan vs

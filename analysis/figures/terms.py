@@ -36,7 +36,7 @@ def term_names(metrics: pd.DataFrame) -> tuple[list[str], list[str]]:
     """``(objective terms, other terms)`` present in ``metrics`` (column names without ``train/``)."""
     present = [c[len("train/"):] for c in metrics.columns if c.startswith("train/") and metrics[c].notna().any()]
     objective = [t for t in OBJECTIVE_TERMS if t in present]
-    return objective, sorted(set(present) - set(objective))
+    return objective, sorted(t for t in set(present) - set(objective) if not t.startswith("openloop_"))
 
 
 def binned(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) -> pd.DataFrame:
@@ -78,8 +78,9 @@ def final_values(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) 
     return df
 
 
-def _figure(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
-            note: str | None) -> list[Path]:
+def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
+            note: str | None, reference: float | None = None) -> list[Path]:
+    """Rows = terms, columns = tasks, one line per agent; ``reference``: a dashed horizontal line at that value."""
     style.setup()
     tasks = sorted(table["task"].unique())
     agents = A.order(table["agent"].unique())
@@ -98,6 +99,8 @@ def _figure(table: pd.DataFrame, terms: list[str], labels: dict, title: str, ste
                                   marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
                 ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
                 handles.setdefault(A.label(agent), line)
+            if reference is not None:
+                ax.axhline(reference, color="#555555", ls="--", lw=1.0)
             if t.empty:
                 ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
                         fontsize=style.NOTE_SIZE, color="#777777")
@@ -134,7 +137,7 @@ def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, r
             files = style.placeholder(out_dir, stem, title, f"Nothing to plot: {reporters} in metrics.csv.")
             entries.append({"files": files, "caption": f"{title}: {reporters}."})
             continue
-        files = _figure(table, terms, labels, title, stem, out_dir, note)
+        files = line_panels(table, terms, labels, title, stem, out_dir, note)
         agents = ", ".join(A.order(table["agent"].unique()))
         if stem == "terms":
             caption = (f"The bound's terms during training, per task (columns) and term (rows), for every agent that "

@@ -1,6 +1,6 @@
 """Soft actor-critic on (optionally frame-stacked) observations, and its full-state oracle.
 
-``sac`` is the model-free, uniform-prior corner of the AVEM bound (objective.md): no latent
+``sac`` is the model-free, uniform-prior corner of the AVEM bound (``avem/objective/README.md``): no latent
 model, q(a|x) an amortised policy, KL(q(a)||U) = -entropy + const. ``frame_stack > 1`` gives
 it a short history on partially observed tasks. ``sac-state`` is the same agent with
 ``oracle_state=True``: the training loop then feeds it the FULL state on any task (an upper

@@ -1,7 +1,7 @@
 """Discriminative agent's state: a recurrent encoder of the history, no likelihood.
 
 ``h_t = GRU(h_{t-1}, MLP([x_t, a_{t-1}]))``; the feature is ``h_t`` (``feat_dim = deter``).
-It is trained only through the critic (recurrent SAC, objective.md's discriminative agent: the
+It is trained only through the critic (recurrent SAC, the bound's discriminative agent in ``avem/objective/README.md``: the
 state "posterior" is a deterministic function of the history, so ``KL(q(z)||p(z))`` has no
 finite value and is not part of this agent's objective or logs).
 

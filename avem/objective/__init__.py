@@ -1,4 +1,4 @@
-"""The AVEM bound's terms as pure functions (``terms``); see ``shared/design/objective.md``."""
+"""The AVEM bound's terms as pure functions (``terms``); see ``avem/objective/README.md``."""
 from avem.objective.terms import (
     effective_sample_size,
     free_nats,

@@ -1,6 +1,6 @@
 """The terms of the AVEM bound as pure functions of tensors (no networks, no state).
 
-Notation follows ``shared/design/objective.md``. Per time step the generative bound is
+Notation follows ``avem/objective/README.md``. Per time step the generative bound is
 
     L_t = r_t + log p(x_t, r_t | z_<=t) - log p(x_t, r_t | past) - KL(q(z_t) || p(z_t | past))
               - KL(q(a_t) || p_a(a_t))

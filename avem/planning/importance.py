@@ -1,6 +1,6 @@
 """Action inference by self-normalised importance sampling: ``q*(u) ∝ p_a(u) exp(R(u) / alpha)``.
 
-This is the closed-form maximiser of ``E_q[R] - alpha KL(q || p_a)`` (objective.md, Eq. 10),
+This is the closed-form maximiser of ``E_q[R] - alpha KL(q || p_a)`` (paper Eq. 10; ``avem/objective/README.md``),
 approximated by a diagonal Gaussian over the pre-squash action u (MPPI / CEM family):
 
 - iteration 0 draws from the prior itself, so the weights are ``exp(R / alpha)`` (MPPI with
