@@ -23,7 +23,8 @@ B_X, B_R = torch.tensor([0.3, -0.2, 0.1]), torch.tensor([0.5])
 def _linear_model(obs_std=0.7, reward_std=0.4) -> RSSM:
     """An RSSM whose decoders are linear in z and ignore h: a linear-Gaussian likelihood."""
     torch.manual_seed(0)
-    model = RSSM(O, 1, RSSMConfig(deter=D, stoch=S, model_hidden=8, obs_std=obs_std, reward_std=reward_std))
+    model = RSSM(O, 1, RSSMConfig(deter=D, stoch=S, model_hidden=8, obs_scale="fixed", obs_std=obs_std,
+                                  reward_std=reward_std))
     for name, w, b in (("obs_decoder", W_X, B_X), ("reward_decoder", W_R, B_R)):
         lin = nn.Linear(D + S, w.shape[0])
         with torch.no_grad():
@@ -202,6 +203,6 @@ def test_running_obs_scale_tracks_each_dimension():
         model.track_obs_scale(torch.tensor([1.0, -3.0, 0.2]) + sd * torch.randn(64, 8, O, generator=g))
     torch.testing.assert_close(model.obs_std(), 0.1 * torch.tensor([2.0, 0.5, 0.05]), rtol=0.05, atol=0)
     assert "obs_moments" in model.state_dict()
-    fixed = RSSM(O, 1, RSSMConfig(deter=8, stoch=4, model_hidden=8))
+    fixed = RSSM(O, 1, RSSMConfig(deter=8, stoch=4, model_hidden=8, obs_scale="fixed", obs_std=1.0))
     fixed.track_obs_scale(torch.randn(4, O))
     assert fixed.obs_std() == 1.0 and "obs_moments" not in fixed.state_dict()

@@ -29,7 +29,11 @@ Deviations from the paper (each a config field; nothing else differs in kind):
 - vector observations (the shared RSSM has MLP encoder/decoder, no pixel ConvNets yet), so
   ``cartpole-swingup-pos`` (positions only: velocities must be inferred, as from pixels) stands
   in for the paper's pixels;
-- the shared RSSM uses ELU layers (PlaNet: ReLU) and a one-layer MLP encoder.
+- the shared RSSM uses ELU layers (PlaNet: ReLU) and a one-layer MLP encoder;
+- the vector-observation likelihood of the shared RSSM: no free nats, observation std 0.1 x each
+  dimension's running std (``RSSMConfig.obs_scale``); the paper's unit std with 3 free nats is a
+  nearly flat likelihood on vector observations, under which the clamp cut the KL gradient in most
+  updates. ``--set free_nats=3 obs_scale=fixed obs_std=1`` restores the paper's form.
 - Two details of the official code that the paper does not state are NOT reproduced by default:
   its reward loss weight of 10 (``reward_std = 10 ** -0.5`` reproduces it exactly) and a linear
   learning-rate warm-up over the first 10k updates.
@@ -63,8 +67,8 @@ class PlaNetConfig(RSSMConfig):
     """Width of the model's hidden layers (paper: 200)."""
     min_std: float = 0.1
     """Lower bound of the prior/posterior standard deviations (paper's code: 0.1)."""
-    free_nats: float = 3.0
-    """Free nats on the batch-mean KL(q(z)||p(z)) (paper: 3)."""
+    free_nats: float = 0.0
+    """Free nats on the batch-mean KL(q(z)||p(z)) (paper, on pixels: 3). 0 with the vector-observation likelihood below, the shared RSSM's default (``avem.models.rssm.RSSMConfig``): at 3 the clamp held in most updates on vector observations and the transition prior got no gradient."""
     kl_balance: float = 0.5
     """0.5 = the plain ELBO gradient (PlaNet has no KL balancing)."""
     model_lr: float = 1e-3
@@ -73,8 +77,10 @@ class PlaNetConfig(RSSMConfig):
     """Adam epsilon (paper: 1e-4)."""
     model_grad_clip: float = 1000.0
     """Gradient-norm clip (paper: 1000)."""
-    obs_std: float = 1.0
-    """Standard deviation of the Gaussian observation likelihood (paper: unit variance)."""
+    obs_std: float = 0.1
+    """Observation likelihood std, in units of each dimension's running std (``obs_scale``); the paper's form on pixels is ``obs_scale=fixed obs_std=1 free_nats=3``, a nearly flat likelihood on vector observations."""
+    obs_scale: str = "running"
+    """'running': obs_std x each dimension's running std (the shared RSSM's vector-observation default); 'fixed': obs_std in the observation's units (the paper's form)."""
     reward_std: float = 1.0
     """Std of the Gaussian reward likelihood (paper: unit variance; the official code's reward loss weight 10
     is reward_std = 10 ** -0.5)."""
