@@ -1,0 +1,81 @@
+"""The model-based agents at the published checkpoint, beside the published anchors and our own baselines.
+
+Trains each (agent, task) of the validation grid through the real loop (default 100k simulator
+steps) and prints, per (agent, task): the final evaluation return per seed and its mean +- sd,
+the world model's open-loop diagnostics over the last quarter of training (``bench_world_model``'s
+columns), and the anchors of ``workflows/config/anchors.csv`` for the same domain-task at the
+same step count (full-state anchors for ``-full`` tasks; their step convention is in the
+``source`` column).
+
+Usage: ``python3 tests/benchmarks/bench_model_based.py [--steps 100000] [--jobs 2]
+[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2]``. ``--only`` restricts the grid;
+finished runs are reused when started again.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_world_model import summarise  # noqa: E402
+from common import dump, header, run_jobs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID = {  # (agent, task) -> seeds
+    ("avem-gen-elbo-uniform-noplan", "cartpole-swingup-full"): [0, 1, 2],
+    ("dreamer", "cartpole-swingup-full"): [0, 1, 2],
+    ("planet", "cartpole-swingup-full"): [0, 1],
+    ("avem-gen-elbo-uniform-noplan", "cartpole-swingup-pos"): [0, 1, 2],
+    ("avem-gen-elbo-learned-plan", "cartpole-swingup-pos"): [0, 1, 2],
+    ("avem-gen-ml-learned-plan", "cartpole-swingup-pos"): [0, 1, 2, 3],
+}
+"""The validation grid of the world-model issue: generative agents on full state against the published
+proprio scores, and on positions only against the frame-stacked SAC."""
+SETS = {"dreamer": ["imagine_starts=256"]}
+"""CPU preset: Dreamer imagines from 256 of its 2500 posterior states per update (paper: all; ``--set imagine_starts=0``)."""
+
+
+def anchors_for(task: str, steps: int) -> str:
+    """'agent mean+-sd; ...' of the anchors for ``task``'s domain-task at ``steps`` (full state for -full)."""
+    df = pd.read_csv(ROOT / "workflows" / "config" / "anchors.csv")
+    domain_task, obs = task.rsplit("-", 1)
+    rows = df[(df["task"] == domain_task) & (df["steps"] == steps)]
+    if obs == "full":
+        rows = rows[rows["observation"].str.contains("state")]
+    return "; ".join(f"{r.agent} ({r.observation}) {r.mean:.0f}+-{r.sd:.0f}" for r in rows.itertuples())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("/tmp/bench_mb"))
+    p.add_argument("--only", nargs="*", default=None, help="AGENT@TASK entries of the grid to run")
+    p.add_argument("--seeds", type=int, nargs="*", default=None, help="override every entry's seeds")
+    args = p.parse_args()
+    grid = {k: v for k, v in GRID.items() if not args.only or f"{k[0]}@{k[1]}" in args.only}
+    jobs = [{"agent": a, "task": t, "seed": s, "steps": args.steps, "sets": SETS.get(a, [])}
+            for (a, t), seeds in grid.items() for s in (args.seeds if args.seeds is not None else seeds)]
+    df = run_jobs(jobs, args.out, args.jobs)
+    rows = []
+    for job in df.itertuples():
+        run_dir = args.out / job.task / job.agent / f"seed{job.seed}"
+        rows.append({"agent": job.agent, "task": job.task, "seed": job.seed, "wall_s": job.wall_s,
+                     **(summarise(run_dir) if not job.error else {"error": job.error[-200:]})})
+    table = pd.DataFrame(rows)
+    dump(table, args.out / "bench_model_based.json")
+    print(header("bench_model_based"))
+    print(f"{args.steps} simulator steps; CPU presets: {SETS}")
+    print(table.round(4).to_string(index=False))
+    print("\nper agent and task: final return mean +- sd over seeds, beside the published anchors")
+    for (agent, task), g in table.groupby(["agent", "task"], sort=False):
+        r = g["final_return"]
+        print(f"{agent} on {task}: {r.mean():.1f} +- {r.std():.1f} (n={len(r)}; h5 ratio {g['h5_ratio'].mean():.3f}) | "
+              f"published at {args.steps}: {anchors_for(task, args.steps) or '-'}")
+
+
+if __name__ == "__main__":
+    main()
