@@ -190,6 +190,25 @@ def test_orphan_mlflow_run_is_adopted(kill_at, tmp_path, monkeypatch):
     assert mrun.data.params["run.seed"] == "0"
 
 
+# ---- the tables ------------------------------------------------------------------------------
+@pytest.mark.parametrize("status, reason", [("failed", "diverged at simulator step 1004: critic_loss = inf"),
+                                            ("interrupted", "interrupted by SIGTERM at simulator step 2048")])
+def test_collect_lists_a_run_that_ended_early_with_its_reason(status, reason, tmp_path):
+    from analysis import tidy
+
+    d = tidy.run_dir(tmp_path, TASK, "sac", 0)
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({"status": status, "reason": reason}))
+    (d / "eval.csv").write_text("task,agent,seed,obs,step,episode,return,length\n"
+                                f"{TASK},sac,0,pos,0,0,12.5,125\n{TASK},sac,0,pos,1000,0,30.0,125\n")
+    tables = tidy.collect(tmp_path)
+    row = tables["runs"].iloc[0]
+    assert (row["status"], row["note"], row["final_step"]) == (status, reason, 1000)
+    assert len(tables["eval"]) == 2  # the rows it has are kept
+    note = tidy.missing_note(tables["runs"])
+    assert (reason in note) == (status == "failed") and f"({status}" in note
+
+
 # ---- servers the suite starts --------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.timeout(300)
