@@ -11,7 +11,9 @@ Output tables (``collect``):
   columns are the union over runs: an agent that does not report a term has it empty);
 - ``runs.csv``: ONE ROW PER EXPECTED RUN: ``task, agent, seed, status, final_step,
   final_return, note`` plus the ablation switches (``model, marginal_likelihood, action_prior,
-  planning, switch_source``); ``status`` is one of :data:`STATUSES`;
+  planning, switch_source``); ``status`` is one of :data:`STATUSES`. A run that ended itself
+  early is ``failed`` (it diverged) or ``interrupted`` (SIGTERM/SIGINT, resumable), with
+  run.json's ``reason`` in ``note``; its rows up to that point are kept;
 - ``probe.csv``: the runs' ``probe.csv`` files concatenated (header only when there are none).
 
 A run is never dropped silently: an unreadable run is ``failed (unreadable)`` with the reason in
@@ -31,7 +33,10 @@ import yaml
 from analysis.agents import SWITCHES, switches_from_config, switches_from_name
 
 FINISHED, RUNNING, MISSING, FAILED = "finished", "running (incomplete)", "missing", "failed (unreadable)"
-STATUSES: tuple[str, ...] = (FINISHED, RUNNING, MISSING, FAILED)
+FAILED_RUN, INTERRUPTED = "failed", "interrupted"
+STATUSES: tuple[str, ...] = (FINISHED, RUNNING, INTERRUPTED, MISSING, FAILED_RUN, FAILED)
+ENDED_EARLY = {"failed": FAILED_RUN, "interrupted": INTERRUPTED}
+"""run.json statuses of runs that ended themselves early -> their ``runs.csv`` status."""
 
 EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
 RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note",
@@ -91,15 +96,16 @@ def read_run(path: Path, task: str, agent: str, seed: int) -> tuple[dict, pd.Dat
         return row, None, None
 
     problems: list[str] = []
-    status = None
+    status, info = None, {}
     try:
-        status = json.loads((path / "run.json").read_text()).get("status")
+        info = json.loads((path / "run.json").read_text())
+        status = info.get("status")
     except FileNotFoundError:
         problems.append("run.json missing")
     except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError) as e:
         problems.append(f"run.json unreadable ({type(e).__name__})")
 
-    ev = _read_csv(path / "eval.csv", EVAL_COLUMNS, problems, required=status != "running")
+    ev = _read_csv(path / "eval.csv", EVAL_COLUMNS, problems, required=status not in ("running", "interrupted"))
     metrics = _read_csv(path / "metrics.csv", ("step", "episode"), problems, required=False)
     if ev is not None and not ev.empty:
         ev = ev.assign(task=task, agent=agent, seed=int(seed))  # the directory is the run's identity
@@ -124,6 +130,8 @@ def read_run(path: Path, task: str, agent: str, seed: int) -> tuple[dict, pd.Dat
         row["status"] = RUNNING
         if ev is None or ev.empty:
             row["note"] = "no evaluation yet"
+    elif status in ENDED_EARLY:
+        row["status"], row["note"] = ENDED_EARLY[status], str(info.get("reason") or "no reason recorded")
     else:
         row["status"], row["note"] = FAILED, f"run.json status {status!r}"
         return row, None, None
@@ -236,7 +244,8 @@ def missing_note(runs_table: pd.DataFrame, agents=None, tasks=None, limit: int =
         bad = bad[bad["task"].isin(list(tasks))]
     if bad.empty:
         return None
-    items = [f"{r.task}/{r.agent}/seed{r.seed} ({r.status})" for r in bad.itertuples()]
+    items = [f"{r.task}/{r.agent}/seed{r.seed} ({r.status}" + (f": {r.note})" if r.status == FAILED_RUN else ")")
+             for r in bad.itertuples()]
     more = f" +{len(items) - limit} more" if len(items) > limit else ""
     counts = bad["status"].value_counts()
     summary = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES if s in counts.index)

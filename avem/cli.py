@@ -1,7 +1,9 @@
 """``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``, ``probe``.
 
 Every argument is validated (config resolved, output directory inspected) before anything is
-written; errors exit with status 2 and a one-line message.
+written; errors exit with status 2 and a one-line message. ``avem train`` exits with 3 when the
+run diverges (or diverged before: it is not rerun) and with 128 + the signal number when SIGTERM
+or SIGINT interrupts it (resumable), each with one line on stderr (``avem.train.faults``).
 """
 from __future__ import annotations
 
@@ -75,8 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"avem: error: {msg}", file=sys.stderr)
         return 2
+    from avem.train import faults
+    from avem.train.checkpoint import CheckpointError
     from avem.train.loop import train
-    result = train(run, agent_cfg, args.out)
+    try:
+        result = train(run, agent_cfg, args.out)
+    except faults.RunEnded as e:
+        print(f"avem: {args.out}: {e}", file=sys.stderr)
+        return e.exit_code
+    except CheckpointError as e:
+        print(f"avem: error: {e}", file=sys.stderr)
+        return 2
     print(f"{args.out}: {result.get('status')} (final eval return {result.get('final_eval_return')})")
     return 0
 

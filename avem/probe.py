@@ -16,7 +16,8 @@ diagnostics (``n_train, n_test, n_dims, n_features``). ``r2`` is the held-out R^
 over the group's non-constant dimensions), train/test split BY EPISODE (the last fifth of the
 episodes, at least one, is held out). ``status``: ``ok``; ``not_applicable`` (the agent has no
 latent state, e.g. ``random``); ``no_target`` (the group does not exist for this task, e.g. no
-distractors outside ``distract`` tasks, or is constant).
+distractors outside ``distract`` tasks, or is constant); ``run_failed`` (the run diverged: its
+``run.json`` says ``failed``, its parameters may be NaN, nothing is rolled out).
 
 Latent hook contract (optional, on the agent): ``agent.latent(state) -> np.ndarray`` of shape
 ``(F,)``, where ``state`` is the second value returned by ``agent.act(obs, state, explore)`` for
@@ -132,13 +133,15 @@ def probe_run(run_dir: str | Path, episodes: int = 5) -> list[dict]:
 
     if episodes < 2:
         raise ValueError(f"episodes must be >= 2 (train/test split by episode), got {episodes}")
+    from avem.train.rundir import read_run_json
+
     run, _, agent, env = load_trained(run_dir)
     base = {"task": run.task, "agent": run.agent, "seed": run.seed}
-
+    if read_run_json(run_dir).get("status") == "failed":
+        return _no_probe(base, "run_failed")
     latents, states = rollout(agent, env, episodes, run.seed)
     if latents is None:
-        return [{**base, "target_group": g, "r2": float("nan"), "n_samples": 0, "status": "not_applicable",
-                 "n_train": 0, "n_test": 0, "n_dims": 0, "n_features": 0} for g in GROUPS]
+        return _no_probe(base, "not_applicable")
     n_test = max(1, int(round(TEST_FRACTION * episodes)))
     x_tr, x_te = np.concatenate(latents[:-n_test]), np.concatenate(latents[-n_test:])
     s_tr, s_te = np.concatenate(states[:-n_test]), np.concatenate(states[-n_test:])
@@ -149,6 +152,12 @@ def probe_run(run_dir: str | Path, episodes: int = 5) -> list[dict]:
         r2, dims = ridge_r2(x_tr, s_tr[:, idx], x_te, s_te[:, idx]) if idx is not None else (float("nan"), 0)
         rows.append({**row, "r2": r2, "n_dims": dims, "status": "ok" if dims else "no_target"})
     return rows
+
+
+def _no_probe(base: dict, status: str) -> list[dict]:
+    """One row per group with ``status`` and no R^2."""
+    return [{**base, "target_group": g, "r2": float("nan"), "n_samples": 0, "status": status,
+             "n_train": 0, "n_test": 0, "n_dims": 0, "n_features": 0} for g in GROUPS]
 
 
 def write_csv(rows: list[dict], out: str | Path) -> None:

@@ -52,7 +52,11 @@ def _notes(probe: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         pairs = nt[["agent", "target_group"]].drop_duplicates()
         notes.append("target absent from the env the agent saw (e.g. no distractors in a full-state oracle's env): "
                       + ", ".join(f"{r.agent} {r.target_group}" for r in pairs.itertuples()))
-    bad = probe[~probe["status"].isin(["ok", "not_applicable", "no_target"])]
+    failed = probe[probe["status"] == "run_failed"]
+    if not failed.empty:
+        notes.append("not probed, the run failed (missing_runs.csv): "
+                     + ", ".join(sorted({f"{r.task}/{r.agent}/seed{r.seed}" for r in failed.itertuples()})[:3]))
+    bad = probe[~probe["status"].isin(["ok", "not_applicable", "no_target", "run_failed"])]
     if not bad.empty:
         notes.append(f"{bad[['task', 'agent', 'seed']].drop_duplicates().shape[0]} probe file(s) failed: "
                      + ", ".join(sorted({f"{r.task}/{r.agent}/seed{r.seed}" for r in bad.itertuples()})[:3]))

@@ -3,7 +3,9 @@
 Every step count is in SIMULATOR steps. Checkpoints are taken at episode boundaries and hold
 everything that moves (agent, optimisers, replay buffer, the environment's RNG, the loop's
 RNG, torch's RNG, the rows written so far), so a run killed at any point and started again
-with the same command ends with the same ``eval.csv`` as an uninterrupted one.
+with the same command ends with the same ``eval.csv`` as an uninterrupted one. How a run ends
+early (divergence, SIGTERM) and how damaged checkpoints are survived: ``avem.train.faults``,
+``avem.train.checkpoint``.
 """
 from __future__ import annotations
 
@@ -23,11 +25,11 @@ from avem.agents import registry
 from avem.envs import make_env, parse_task_id
 from avem.models.diagnostics import episode_rows, openloop_errors
 from avem.models.rssm import RSSM
-from avem.train import rundir
+from avem.train import checkpoint, faults, rundir
 from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
 from avem.train.replay import ReplayBuffer
-from avem.train.tracking import Tracker, flatten, tracking_uri
+from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, flatten, tracking_uri
 
 EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
 HELDOUT_EPISODES = 5
@@ -96,10 +98,11 @@ def eval_seed(run_seed: int, evaluation: int, episode: int) -> int:
     return int(np.random.SeedSequence([run_seed, evaluation, episode, 1]).generate_state(1)[0])
 
 
-def evaluate(agent, env, run: RunConfig, evaluation: int, record: list | None = None) -> list[dict]:
+def evaluate(agent, env, run: RunConfig, evaluation: int, check=None, record: list | None = None) -> list[dict]:
     """``run.eval_episodes`` episodes with deterministic actions; one tidy row per episode.
 
-    ``record``: if given, the first ``HELDOUT_EPISODES`` episodes are appended to it as replay rows
+    ``check()``, if given, runs after every step (the loop's stop-signal check). ``record``: if given,
+    the first ``HELDOUT_EPISODES`` episodes are appended to it as replay rows
     (``avem.models.diagnostics.episode_rows``): the held-out data of the model diagnostics."""
     rows = []
     obs_mode = parse_task_id(run.task).obs
@@ -113,6 +116,8 @@ def evaluate(agent, env, run: RunConfig, evaluation: int, record: list | None = 
             ret, length, done = ret + float(reward), length + 1, terminated or truncated
             for seq, item in zip(trace, (obs, action, reward)):
                 seq.append(item)
+            if check is not None:
+                check()
         if record is not None and e < HELDOUT_EPISODES:
             record.append(episode_rows(*trace))
         rows.append({"task": run.task, "agent": run.agent, "seed": run.seed, "obs": obs_mode,
@@ -163,11 +168,31 @@ class _Progress:
             self.bar.close()
 
 
+@dataclass
+class _Training:
+    """The parts of one run the loop moves, passed around as one."""
+
+    run: RunConfig
+    out: Path
+    agent: object
+    env: object
+    eval_env: object
+    buffer: ReplayBuffer
+    rng: np.random.Generator
+    tracker: Tracker
+    state: LoopState
+    progress: _Progress
+    stop: faults.StopSignals
+
+
 def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     """Train ``run`` into directory ``out`` (resuming from its checkpoint if present).
 
     Returns ``run.json``'s content. Raises ``rundir.RunDirError`` before writing anything if
-    ``out`` holds another configuration.
+    ``out`` holds another configuration, ``faults.AlreadyFailed`` if its run failed, and
+    ``checkpoint.CheckpointError`` if none of its checkpoints loads. A run that diverges or gets
+    SIGTERM/SIGINT writes what it has, marks run.json and the MLflow run, and raises
+    ``faults.Diverged`` / ``faults.Interrupted`` (see ``avem.train.faults``).
     """
     out = Path(out)
     resolved = to_dict(run, agent_cfg)
@@ -175,6 +200,9 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     if status == "finished":
         print(f"{out}: run already finished; nothing to do", file=sys.stderr)
         return rundir.read_run_json(out)
+    if status == "failed":
+        raise faults.AlreadyFailed(f"this run failed ({rundir.read_run_json(out).get('reason')}) and would fail "
+                                   f"again: change its config, or delete {out} to start over")
     out.mkdir(parents=True, exist_ok=True)
     if status == "new":
         rundir.atomic_text(out / rundir.CONFIG, yaml.safe_dump({**resolved, "provenance": provenance()},
@@ -184,13 +212,12 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
 
     env, eval_env = make_envs(run, agent_cfg)
     agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed)
-    act_dim = int(env.action_space.shape[0])
-    buffer = ReplayBuffer(env.observation_space.shape, act_dim,
+    buffer = ReplayBuffer(env.observation_space.shape, int(env.action_space.shape[0]),
                           capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
     rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
     state = LoopState()
     if status == "resume":
-        ckpt = torch.load(out / rundir.CHECKPOINT, weights_only=False)
+        ckpt = checkpoint.load(out)
         state = LoopState(**ckpt["loop"])
         agent.load_state_dict(ckpt["agent"])
         buffer.load_state_dict(ckpt["buffer"])
@@ -199,31 +226,74 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
         torch.set_rng_state(ckpt["torch_rng"])
         _write_tables(out, state)  # drop rows written after the checkpoint
 
-    uri = tracking_uri(out)
-    info = rundir.read_run_json(out)
+    tracker = _tracker(run, agent_cfg, resolved, out)
+    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
+                          status="running", reason=None)
+    t = _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
+                  _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"), faults.StopSignals())
+    try:
+        with t.stop, faults.nan_guard(lambda: state.sim_step):
+            _train_episodes(t)
+    except faults.RunEnded as e:
+        _end_early(t, e)
+        raise
+    finally:
+        t.progress.close()
+    if not (out / rundir.CHECKPOINT).exists():  # a finished run always leaves its final checkpoint
+        _checkpoint(t)
+    _write_tables(out, state)
+    tracker.log_artifact(out / rundir.CONFIG)
+    tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
+    tracker.finish()
+    rundir.write_run_json(out, status="finished", steps=state.sim_step,
+                          final_eval_return=float(np.mean([r["return"] for r in state.eval_rows
+                                                           if r["step"] == state.sim_step])))
+    (out / rundir.CHECKPOINT_PREV).unlink(missing_ok=True)  # only an unfinished run may need it
+    return rundir.read_run_json(out)
+
+
+def _tracker(run: RunConfig, agent_cfg, resolved: dict, out: Path) -> Tracker:
+    """The run's MLflow run: run.json's (same store), or one a kill left RUNNING, or a new one."""
+    uri, info = tracking_uri(out), rundir.read_run_json(out)
+    known = info.get("mlflow_run_id") if info.get("tracking_uri") == uri else None
     spec = parse_task_id(run.task)
-    tracker = Tracker(uri, run.experiment, run_name=f"{run.task}/{run.agent}/seed{run.seed}",
-                      tags={"task": run.task, "agent": run.agent, "seed": run.seed, "obs": spec.obs,
-                            "domain": spec.domain, "env_task": env_task(run, agent_cfg)},
-                      params=flatten(resolved), run_id=info.get("mlflow_run_id") if status == "resume" else None)
-    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=uri, experiment=run.experiment,
-                          status="running")
+    return Tracker(uri, run.experiment, run_name=f"{run.task}/{run.agent}/seed{run.seed}",
+                   tags={"task": run.task, "agent": run.agent, "seed": run.seed, "obs": spec.obs,
+                         "domain": spec.domain, "env_task": env_task(run, agent_cfg),
+                         RUN_DIR_TAG: str(out.resolve())},
+                   params=flatten(resolved), run_id=adopt_run(uri, run.experiment, out, known))
 
-    def do_eval() -> None:
-        state.heldout = []
-        rows = evaluate(agent, eval_env, run, state.evaluations, record=state.heldout)
-        for r in rows:
-            r["step"] = state.sim_step
-        state.eval_rows.extend(rows)
-        state.evaluations += 1
-        returns = [r["return"] for r in rows]
-        tracker.log_metrics({"eval/return_mean": float(np.mean(returns)),
-                             "eval/return_std": float(np.std(returns))}, state.sim_step)
-        _write_tables(out, state)
 
-    progress = _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}")
+def _end_early(t: _Training, e: faults.RunEnded) -> None:
+    """Write the rows the run has, then mark run.json and the MLflow run with how and why it ended."""
+    _write_tables(t.out, t.state, always_metrics=True)
+    rundir.write_run_json(t.out, status=e.status, reason=str(e))
+    t.tracker.set_tag("end_reason", str(e))
+    t.tracker.finish(e.mlflow_status)
+
+
+def _evaluate(t: _Training) -> None:
+    """One evaluation at the current step: rows into the loop state, summary into MLflow, tables rewritten."""
+    state = t.state
+    state.heldout = []
+    rows = evaluate(t.agent, t.eval_env, t.run, state.evaluations, check=lambda: t.stop.check(state.sim_step),
+                    record=state.heldout)
+    for r in rows:
+        r["step"] = state.sim_step
+    state.eval_rows.extend(rows)
+    state.evaluations += 1
+    returns = [r["return"] for r in rows]
+    t.tracker.log_metrics({"eval/return_mean": float(np.mean(returns)),
+                           "eval/return_std": float(np.std(returns))}, state.sim_step)
+    _write_tables(t.out, state)
+
+
+def _train_episodes(t: _Training) -> None:
+    """Episodes until the budget: act, store, update, evaluate, log, checkpoint at episode ends."""
+    run, state, agent, buffer, env = t.run, t.state, t.agent, t.buffer, t.env
+    act_dim = int(env.action_space.shape[0])
     if state.sim_step == 0 and state.evaluations == 0:
-        do_eval()
+        _evaluate(t)
     while state.sim_step < run.steps:
         obs, _ = env.reset(seed=run.seed if state.sim_step == 0 else None)
         buffer.add(obs, None, 0.0, True, False)
@@ -233,7 +303,7 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
         t0, start_step, done = time.perf_counter(), state.sim_step, False
         while not done:
             if random_episode:
-                action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+                action = t.rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
             else:
                 action, agent_state = agent.act(obs, agent_state, explore=True)
             obs, reward, terminated, truncated, _ = env.step(action)
@@ -241,12 +311,13 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
             buffer.add(obs, action, float(reward), False, terminated)
             ep_return += float(reward)
             if learning:
-                for k, v in agent.update(buffer).items():
-                    sums[k] += float(v)
+                for k, v in faults.check_finite(agent.update(buffer), state.sim_step).items():
+                    sums[k] += v
                     counts[k] += 1
-            progress.update(run.action_repeat)
+            t.progress.update(run.action_repeat)
             if state.sim_step % run.eval_every == 0 or state.sim_step == run.steps:
-                do_eval()
+                _evaluate(t)
+            t.stop.check(state.sim_step)
             done = terminated or truncated or state.sim_step >= run.steps
         state.episode += 1
         elapsed = max(time.perf_counter() - t0, 1e-9)
@@ -254,32 +325,24 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
                "steps_per_second": (state.sim_step - start_step) / elapsed,
                **{f"train/{k}": sums[k] / counts[k] for k in sums}, **model_diagnostics(agent, state.heldout)}
         state.metric_rows.append(row)
-        tracker.log_metrics({k: v for k, v in row.items() if k not in ("step",)}, state.sim_step)
-        progress.update(0, ret=f"{ep_return:.0f}")
+        t.tracker.log_metrics({k: v for k, v in row.items() if k not in ("step",)}, state.sim_step)
+        t.progress.update(0, ret=f"{ep_return:.0f}")
         if state.sim_step - state.last_checkpoint >= run.checkpoint_every or state.sim_step >= run.steps:
             state.last_checkpoint = state.sim_step
-            _checkpoint(out, state, agent, buffer, env, rng)
-    progress.close()
-    if not (out / rundir.CHECKPOINT).exists():  # a finished run always leaves its final checkpoint
-        _checkpoint(out, state, agent, buffer, env, rng)
-    _write_tables(out, state)
-    tracker.log_artifact(out / rundir.CONFIG)
-    tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
-    tracker.finish()
-    rundir.write_run_json(out, status="finished", steps=state.sim_step,
-                          final_eval_return=float(np.mean([r["return"] for r in state.eval_rows
-                                                           if r["step"] == state.sim_step])))
-    return rundir.read_run_json(out)
+            _checkpoint(t)
 
 
-def _write_tables(out: Path, state: LoopState) -> None:
+def _write_tables(out: Path, state: LoopState, always_metrics: bool = False) -> None:
+    """``eval.csv`` and ``metrics.csv`` from the loop state (``metrics.csv`` header-only if
+    ``always_metrics`` and no episode has ended yet, else written once there are rows)."""
     rundir.atomic_text(out / rundir.EVAL, _csv(state.eval_rows, EVAL_COLUMNS))
-    if state.metric_rows:
-        rundir.atomic_text(out / rundir.METRICS, _csv(state.metric_rows, _metric_columns(state.metric_rows)))
+    if state.metric_rows or always_metrics:
+        columns = _metric_columns(state.metric_rows) if state.metric_rows else ("step", "episode")
+        rundir.atomic_text(out / rundir.METRICS, _csv(state.metric_rows, columns))
 
 
-def _checkpoint(out: Path, state: LoopState, agent, buffer: ReplayBuffer, env, rng) -> None:
-    payload = {"loop": asdict(state), "agent": agent.state_dict(), "buffer": buffer.state_dict(),
-               "env_rng": env.get_rng_state(), "loop_rng": rng.bit_generator.state,
+def _checkpoint(t: _Training) -> None:
+    payload = {"loop": asdict(t.state), "agent": t.agent.state_dict(), "buffer": t.buffer.state_dict(),
+               "env_rng": t.env.get_rng_state(), "loop_rng": t.rng.bit_generator.state,
                "torch_rng": torch.get_rng_state()}
-    rundir.atomic_write(out / rundir.CHECKPOINT, lambda f: torch.save(payload, f))
+    checkpoint.save(t.out, payload)

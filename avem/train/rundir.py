@@ -1,8 +1,10 @@
 """The run directory: its files, atomic writes, and the refusal to overwrite another run.
 
 Layout of ``DIR``: ``config.yaml`` (resolved config + provenance), ``eval.csv`` (tidy, one row
-per evaluation episode), ``checkpoint.pt`` (latest; the final one at the end), ``run.json``
-(MLflow run id, tracking URI, status), ``metrics.csv`` (per-episode training metrics).
+per evaluation episode), ``checkpoint.pt`` (latest; the final one at the end) and
+``checkpoint.prev.pt`` (the one before, while the run is unfinished), ``run.json`` (MLflow run
+id, tracking URI, ``status``: ``running``, ``finished``, ``interrupted`` or ``failed`` with its
+``reason``), ``metrics.csv`` (per-episode training metrics).
 """
 from __future__ import annotations
 
@@ -14,14 +16,18 @@ from pathlib import Path
 import yaml
 
 CONFIG, EVAL, CHECKPOINT, RUN_JSON, METRICS = "config.yaml", "eval.csv", "checkpoint.pt", "run.json", "metrics.csv"
+CHECKPOINT_PREV = "checkpoint.prev.pt"
 
 
 class RunDirError(ValueError):
     """The output directory holds something this run must not overwrite."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename: readers never see half a file."""
+def atomic_write(path: Path, write, before_replace=None) -> None:
+    """Write through a temporary file in the same directory, then rename: readers never see half a file.
+
+    ``before_replace(tmp)``, if given, runs on the complete temporary file just before the rename
+    (to verify it, or to move the old file aside); if it raises, ``path`` is left untouched."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -29,6 +35,8 @@ def atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -41,7 +49,7 @@ def atomic_text(path: Path, text: str) -> None:
 
 
 def check_existing(out: Path, resolved: dict) -> str:
-    """Inspect ``out`` before writing anything. Returns ``"new"``, ``"resume"`` or ``"finished"``.
+    """Inspect ``out`` before writing anything. Returns ``"new"``, ``"resume"``, ``"finished"`` or ``"failed"``.
 
     Raises ``RunDirError`` if ``out`` holds a run of another configuration, or unrelated files.
     """
@@ -62,9 +70,9 @@ def check_existing(out: Path, resolved: dict) -> str:
         raise RunDirError(f"--out {out} holds a run of another configuration (differences: {diffs}); "
                           "use another directory or delete this one")
     status = read_run_json(out).get("status")
-    if status == "finished":
-        return "finished"
-    return "resume" if (out / CHECKPOINT).exists() else "new"
+    if status in ("finished", "failed"):
+        return status
+    return "resume" if (out / CHECKPOINT).exists() or (out / CHECKPOINT_PREV).exists() else "new"
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -84,5 +92,6 @@ def read_run_json(out: Path) -> dict:
 
 
 def write_run_json(out: Path, **fields) -> None:
-    data = {**read_run_json(out), **fields}
+    """Update ``run.json`` with ``fields``; a field given as None is removed."""
+    data = {k: v for k, v in {**read_run_json(out), **fields}.items() if v is not None}
     atomic_text(Path(out) / RUN_JSON, json.dumps(data, indent=2, sort_keys=True) + "\n")

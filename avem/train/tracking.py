@@ -3,6 +3,10 @@
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set, else a SQLite store inside the
 run's output directory. Every call to the store is retried with back-off, so a transient
 "database is locked" from a shared SQLite file loses nothing.
+
+Every run carries the tag ``run_dir`` (the run directory's absolute path). A run killed after
+its MLflow run was created but before ``run.json`` named it leaves that run RUNNING; the next
+start adopts it (``adopt_run``), so one run directory maps to one MLflow run.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import time
 from pathlib import Path
 
 from avem.train.retry import retry
+
+RUN_DIR_TAG = "run_dir"
 
 
 def tracking_uri(out_dir: Path) -> str:
@@ -42,8 +48,28 @@ def ensure_experiment(uri: str, name: str) -> str:
     return retry(get_or_create)
 
 
+def adopt_run(uri: str, experiment: str, run_dir: Path, known: str | None) -> str | None:
+    """The MLflow run to continue for ``run_dir``: ``known`` (run.json's), else the newest RUNNING
+    run tagged with this directory, else None (create one). Every other RUNNING run of the
+    directory is closed as KILLED with the tag ``superseded_by``."""
+    from mlflow.tracking import MlflowClient
+
+    client, tag = MlflowClient(uri), str(Path(run_dir).resolve())
+    exp_id = ensure_experiment(uri, experiment)
+    running = retry(lambda: client.search_runs([exp_id], "attributes.status = 'RUNNING'",
+                                               order_by=["attributes.start_time DESC"], max_results=50_000))
+    orphans = [r.info.run_id for r in running if r.data.tags.get(RUN_DIR_TAG) == tag]
+    keep = known or (orphans[0] if orphans else None)
+    for run_id in orphans:
+        if run_id != keep:
+            retry(lambda run_id=run_id: client.set_tag(run_id, "superseded_by", keep))
+            retry(lambda run_id=run_id: client.set_terminated(run_id, status="KILLED"))
+    return keep
+
+
 class Tracker:
-    """One MLflow run. ``run_id=None`` creates it; otherwise reopens it (resume).
+    """One MLflow run. ``run_id=None`` creates it; otherwise reopens it (resume, or an adopted run,
+    whose params are completed if the kill came before they were all logged).
 
     On resume the loop replays, deterministically, the steps between its last checkpoint and the
     kill; their metrics are already in the store, so ``log_metrics`` skips every (key, step) at or
@@ -52,7 +78,7 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, run_name: str, tags: dict[str, str],
                  params: dict[str, object], run_id: str | None = None):
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import RunTag
         from mlflow.tracking import MlflowClient
 
         self.uri, self.client = uri, MlflowClient(uri)
@@ -62,17 +88,24 @@ class Tracker:
             run = retry(lambda: self.client.create_run(exp_id, run_name=run_name,
                                                        tags={k: str(v) for k, v in tags.items()}))
             self.run_id = run.info.run_id
-            items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
-            for i in range(0, len(items), 100):
-                retry(lambda chunk=items[i:i + 100]: self.client.log_batch(self.run_id, params=chunk))
+            self._log_params(params)
         else:
             self.run_id = run_id
             retry(lambda: self.client.update_run(run_id, status="RUNNING"))
-            retry(lambda: self.client.log_batch(run_id, tags=[RunTag("resumed", "true")]))
-            keys = retry(lambda: self.client.get_run(run_id)).data.metrics
-            for key in keys:
+            retry(lambda: self.client.log_batch(run_id, tags=[RunTag("resumed", "true")] + [
+                RunTag(k, str(v)) for k, v in tags.items() if k == RUN_DIR_TAG]))
+            data = retry(lambda: self.client.get_run(run_id)).data
+            self._log_params({k: v for k, v in params.items() if k not in data.params})
+            for key in data.metrics:
                 history = retry(lambda key=key: self.client.get_metric_history(run_id, key))
                 self._logged[key] = max((m.step for m in history), default=-1)
+
+    def _log_params(self, params: dict[str, object]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            retry(lambda chunk=items[i:i + 100]: self.client.log_batch(self.run_id, params=chunk))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Log scalar metrics at simulator step ``step`` (non-finite values are logged as-is)."""
@@ -86,6 +119,9 @@ class Tracker:
 
     def log_artifact(self, path: Path, subdir: str | None = None) -> None:
         retry(lambda: self.client.log_artifact(self.run_id, str(path), subdir))
+
+    def set_tag(self, key: str, value: str) -> None:
+        retry(lambda: self.client.set_tag(self.run_id, key, value))
 
     def finish(self, status: str = "FINISHED") -> None:
         retry(lambda: self.client.set_terminated(self.run_id, status=status))

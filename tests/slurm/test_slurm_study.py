@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from tests.mlflow_server import mlflow_server as start_mlflow_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = os.environ.get("AVEM_SLURM_STATE")
@@ -36,40 +35,12 @@ requires_cluster = pytest.mark.skipif(not _cluster_up(), reason="no local SLURM 
                                                                  "`workflows/scripts/slurm_local.sh up STATE_DIR`)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """`mlflow server` on loopback with a SQLite backend and a file artifact root (as on a cluster)."""
-    port = _free_port()
-    log = open(tmp_path / "mlflow_server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-                             "--default-artifact-root", str(tmp_path / "artifacts"), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / "mlflow_server.log").read_text()[-2000:])
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not start in 120 s")
-    yield uri
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """`mlflow server` on loopback with a SQLite backend and a file artifact root (as on a cluster),
+    in its own session and stopped whole (tests/mlflow_server.py)."""
+    with start_mlflow_server(tmp_path) as (uri, _):
+        yield uri
 
 
 def _snakemake(args: list[str], env: dict, timeout: float) -> None:

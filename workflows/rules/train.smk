@@ -17,10 +17,12 @@ rule mlflow_store:
 
 
 rule train:
-    """`avem train` into the run's directory. The directory is resumable: a killed or requeued
-    job restarts from its last checkpoint, a finished run is a no-op. Outputs are flagged
-    update() so Snakemake never deletes them before a (re)run: a finished run's files stay, and
-    a resumed run rewrites them from its checkpoint."""
+    """`avem train` into the run's directory. The directory is resumable: a killed, interrupted
+    (SIGTERM: exit 143) or requeued job restarts from its last checkpoint, a finished run is a
+    no-op. A run that diverged (exit 3) is a result, not a job failure: its run.json says
+    `failed` with the reason, collect lists it, and the study goes on (rerunning it would only
+    diverge again). Outputs are flagged update() so Snakemake never deletes them before a
+    (re)run: a finished run's files stay, and a resumed run rewrites them from its checkpoint."""
     input:
         store=ancient(STORE),  # its mtime never retrains anything
     output:
@@ -43,7 +45,7 @@ rule train:
     shell:
         "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {wildcards.agent:q}"
         " --task {wildcards.task:q} --seed {wildcards.seed} --steps {params.steps}"
-        " --out {params.out:q} {params.sets} > {log:q} 2>&1"
+        " --out {params.out:q} {params.sets} > {log:q} 2>&1 || test $? -eq 3"
 
 
 rule probe:
