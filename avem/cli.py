@@ -26,8 +26,8 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument("--task", required=True, help="task id, e.g. cartpole-swingup-pos (avem tasks)")
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--steps", type=int, default=100_000, help="budget in SIMULATOR steps")
-        t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a hyperparameter (repeatable); unknown keys are an error")
+        t.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="override hyperparameters: --set a=1 b=2, or --set repeated; unknown keys are an error")
         if name == "train":
             t.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
     pr = sub.add_parser("probe", help="linear probes from a trained run's latent state (writes probe.csv)")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +18,15 @@ def _isolated_mlflow(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     yield
+
+
+def tool_env(drop: tuple[str, ...] = ("MLFLOW_TRACKING_URI",), **extra: str) -> dict:
+    """The environment for subprocesses: this interpreter's bin directory first on PATH, so ``snakemake``
+    rules' ``python`` / ``avem`` resolve to the same environment even when a venv is not activated."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return {**env, **extra}
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+"""Snakemake through this interpreter (not whatever ``snakemake`` is on PATH)."""

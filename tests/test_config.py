@@ -54,3 +54,11 @@ def test_run_config_is_frozen():
     run = RunConfig(task="cartpole-swingup-pos", agent="sac")
     with pytest.raises(Exception):
         run.seed = 2
+
+
+def test_cli_set_takes_several_items_after_one_flag_and_repeats(capsys):
+    from avem import cli
+    assert cli.main(["config", "--agent", "sac", "--task", "cartpole-swingup-pos", "--set", "hidden=32",
+                     "batch_size=16", "--set", "actor_lr=1e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden: 32" in out and "batch_size: 16" in out and "actor_lr: 0.001" in out

@@ -7,7 +7,6 @@ of the fault, and through ``loop.train`` in-process otherwise.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import yaml
 
 from avem.train import faults, loop, rundir
 from avem.train.config import resolve
-from tests.conftest import TINY_RUN, TINY_SAC
+from tests.conftest import SNAKEMAKE, TINY_RUN, TINY_SAC, tool_env
 from tests.mlflow_server import group_members, mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,8 +232,8 @@ def test_study_with_a_diverging_agent_finishes_and_lists_it(tmp_path):
                  agents={"random": None, "sac": {"set": {**TINY_SAC, "critic_lr": 1e6, "actor_lr": 1e6}}})
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(study, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    r = subprocess.run(["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+    env = tool_env()
+    r = subprocess.run([*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
                         "--cores", "2", "--keep-going", "--configfile", str(config)],
                        capture_output=True, text=True, timeout=560, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

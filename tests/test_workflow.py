@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from avem import study as avem_study
+from tests.conftest import SNAKEMAKE, tool_env
 from avem.agents import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +43,8 @@ def load(path: Path) -> dict:
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run(["snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([*SNAKEMAKE, "--snakefile", str(SNAKEFILE), "--directory", str(workdir), *args],
+                          capture_output=True, text=True, timeout=timeout, env=tool_env())
 
 
 def write_config(tmp_path: Path, cfg: dict, name: str = "study.yaml") -> Path:
@@ -263,9 +262,9 @@ def test_concurrent_jobs_lose_nothing_in_one_store(tmp_path: Path) -> None:
     avem_study.create_store(uri, "concurrent", tmp_path / "store.json")
     sets = ["hidden=32", "batch_size=32", "seed_steps=1000", "eval_every=1000", "eval_episodes=1",
             "checkpoint_every=1000", "experiment=concurrent"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = tool_env(drop=(), MLFLOW_TRACKING_URI=uri)
     outs = [tmp_path / "runs" / f"seed{s}" for s in range(4)]
-    procs = [subprocess.Popen(["avem", "train", "--agent", "sac", "--task", "cartpole-swingup-pos", "--seed", str(s),
+    procs = [subprocess.Popen([sys.executable, "-m", "avem.cli", "train", "--agent", "sac", "--task", "cartpole-swingup-pos", "--seed", str(s),
                                "--steps", "2000", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for s, out in enumerate(outs)]

@@ -206,3 +206,41 @@ def test_running_obs_scale_tracks_each_dimension():
     fixed = RSSM(O, 1, RSSMConfig(deter=8, stoch=4, model_hidden=8, obs_scale="fixed", obs_std=1.0))
     fixed.track_obs_scale(torch.randn(4, O))
     assert fixed.obs_std() == 1.0 and "obs_moments" not in fixed.state_dict()
+
+
+def test_critic_reward_holds_the_information_gain_the_planner_sums():
+    """The soft value bootstraps the planner's roll-out, so the critic is trained on r_t + alpha beta_ml IG_t."""
+    import gymnasium as gym
+    from avem.agents.avem import AVEMAgent
+    from avem.agents.avem_config import AVEMConfig
+    from avem.train.replay import ReplayBuffer
+
+    cfg = AVEMConfig(marginal_likelihood=True, deter=8, stoch=4, model_hidden=8, hidden=8, batch_size=2, seq_len=6,
+                     critic_burn_in=1, beta_ml_start=0.7, beta_ml_end=0.7)
+    agent = AVEMAgent(gym.spaces.Box(-1.0, 1.0, (O,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), cfg, 0)
+    buffer, rng = ReplayBuffer((O,), 1, 64), np.random.default_rng(0)
+    buffer.add(rng.normal(size=O), None, 0.0, True, False)
+    for _ in range(20):
+        buffer.add(rng.normal(size=O), rng.uniform(-1, 1, 1), float(rng.normal()), False, False)
+    seen = {}
+    train_step, ac_update = agent.model.train_step, agent.ac.update
+
+    def spy_model(*args, **kwargs):
+        seen["model"] = train_step(*args, **kwargs)
+        return seen["model"]
+
+    def spy_critic(feat, action, reward, *args, **kwargs):
+        seen["reward"] = reward
+        return ac_update(feat, action, reward, *args, **kwargs)
+
+    agent.model.train_step, agent.ac.update = spy_model, spy_critic
+    alpha = float(agent.ac.alpha)
+    agent.update(buffer)
+    out = seen["model"][0]
+    assert out.info_gain is not None and out.info_gain.abs().sum() > 0
+    ig = out.info_gain[:, cfg.critic_burn_in + 1:].reshape(-1)
+    r_data = seen["reward"] - alpha * 0.7 * ig
+    assert not torch.allclose(seen["reward"], r_data)  # the term is there
+    # what remains is each critic row's replay reward
+    stored = torch.from_numpy(buffer.data["reward"][1:buffer.size])
+    assert all(torch.isclose(stored, v, atol=1e-5).any() for v in r_data)

@@ -27,8 +27,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="agent config override (repeatable)")
+    p.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="agent config overrides: --set a=1 b=2, or --set repeated")
     a = p.parse_args()
     try:
         run, _, agent, env = load_trained(a.run, parse_sets(a.sets))

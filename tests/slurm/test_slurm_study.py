@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import tool_env
 from tests.mlflow_server import mlflow_server as start_mlflow_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,12 +61,12 @@ def _snakemake(args: list[str], env: dict, timeout: float) -> None:
 def test_ci_study_on_slurm_equals_local_run(tmp_path, mlflow_server):
     study = yaml.safe_load((ROOT / "workflows/config/ci.yaml").read_text())
     slurm_res, local_res = tmp_path / "slurm" / "results", tmp_path / "local" / "results"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    env = tool_env(drop=(), MLFLOW_TRACKING_URI=mlflow_server)
 
     # README's cluster command (the partition is the profile's "debug"), results kept in tmp_path.
     _snakemake(["--profile", "workflows/profiles/slurm", "--configfile", "workflows/config/ci.yaml",
                 "--config", f"results_dir={slurm_res}", f"logs_dir={tmp_path / 'slurm' / 'logs'}"], env, timeout=1500)
-    local_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    local_env = tool_env()
     _snakemake(["--cores", "2", "--configfile", "workflows/config/ci.yaml",
                 "--config", f"results_dir={local_res}", f"logs_dir={tmp_path / 'local' / 'logs'}"], local_env,
                timeout=1500)
