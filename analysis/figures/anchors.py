@@ -19,7 +19,8 @@ from analysis.scores import at_budget, domain_task
 from analysis.stats import bootstrap_mean_ci
 
 ANCHOR_COLUMNS = ("task", "agent", "observation", "steps", "mean", "sd", "source")
-_MARKERS = {"SAC-state": "*", "PlaNet": "P", "Dreamer": "X", "SLACv1": "8", "CURL": "p", "DrQ": "d"}
+_MARKERS = {"SAC-state": "*", "PlaNet": "P", "Dreamer": "X", "SLACv1": "8", "CURL": "p", "DrQ": "d",
+            "DreamerV3": "^", "D4PG": "s", "DMPO": "v", "DrQ-v2": "o", "SAC (pixels)": "<"}
 _FALLBACK_MARKERS = ["<", ">", "8", "H", "1", "2"]
 
 
@@ -72,10 +73,10 @@ def draw_marks(ax, anchors: pd.DataFrame, task_id: str, xmax: float, handles: di
     """
     rows = anchors[anchors["task"] == domain_task(task_id)]
     omitted = sorted({int(s) for s in rows["steps"] if s > xmax})
-    names = list(dict.fromkeys(rows["agent"]))
+    names = list(dict.fromkeys(anchor_label(r) for r in rows.itertuples()))
     for r in rows[rows["steps"] <= xmax].itertuples():
         filled = "state" in str(r.observation)
-        k = names.index(r.agent) - (len(names) - 1) / 2
+        k = names.index(anchor_label(r)) - (len(names) - 1) / 2
         h = ax.errorbar([r.steps + k * offset], [r.mean], yerr=[[r.sd], [r.sd]], fmt=marker(r.agent), ms=7, color="#555555",
                         mfc="#555555" if filled else "white", mec="#333333", ecolor="#aaaaaa", elinewidth=1,
                         capsize=2, zorder=4, alpha=0.9)
@@ -97,9 +98,9 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out
     # one slot per budget and per published step count, so the anchors always appear
     budgets = sorted(set(budgets) | {int(s) for s in shown["steps"]})
     per_budget = {b: at_budget(eval_df, b) for b in budgets}
-    anchor_names = list(dict.fromkeys(shown["agent"]))
+    anchor_names = list(dict.fromkeys(anchor_label(r) for r in shown.itertuples()))  # one slot per agent and source
     nrows, ncols = style.grid(len(tasks), 3)
-    labels = [A.label(a) for a in agents] + [anchor_label(r) for r in shown.drop_duplicates("agent").itertuples()]
+    labels = [A.label(a) for a in agents] + anchor_names
     frame = style.Frame(max(4.6 * ncols, 1.0 + ncols * (0.8 + 2.0 * len(budgets)), 7.0), 3.4 * nrows + 0.4, labels,
                         note)
     axes = frame.main.subplots(nrows, ncols, squeeze=False)
@@ -127,7 +128,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out
                              task.rsplit("-", 1)[-1], "mean": m, "ci_low": lo, "ci_high": hi, "sd": np.nan,
                              "n": len(vals), "source": "this study"})
             for r in task_anchors[task_anchors["steps"] == b].itertuples():
-                x = bi - 0.42 + width * (len(agents) + anchor_names.index(r.agent) + 0.5)
+                x = bi - 0.42 + width * (len(agents) + anchor_names.index(anchor_label(r)) + 0.5)
                 filled = "state" in str(r.observation)
                 h = ax.errorbar([x], [r.mean], yerr=[[r.sd], [r.sd]], fmt=marker(r.agent), ms=7, color="#555555",
                                 mfc="#555555" if filled else "white", mec="#333333", ecolor="#aaaaaa", capsize=2)

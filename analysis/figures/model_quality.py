@@ -48,12 +48,12 @@ def figure(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, re
         return {"files": style.placeholder(out_dir, "model_quality", title, f"Nothing to plot: {msg}."),
                 "caption": f"{title}: {msg}."}
     files = T.line_panels(table, names, {n: v[2] for n, v in RATIOS.items()}, title, "model_quality", out_dir, note,
-                      reference=1.0)
+                          reference=1.0, log_y=True)
     agents = ", ".join(A.order(table["agent"].unique()))
     caption = (f"How well each generative agent's world model ({agents}) predicts, per task (columns): the mean "
                "squared error of the prior's open-loop prediction 5 agent steps ahead, started from posterior "
                "states of held-out evaluation episodes and driven by their true actions, divided by the error of "
-               "repeating the last observation (top) or reward (bottom); the dashed line at 1 is that naive "
+               "repeating the last observation (top) or reward (bottom), on a log scale; the dashed line at 1 is that naive "
                f"baseline, below it the model has learned dynamics. Binned into {T.BINS} step bins, mean over "
                f"seeds with 95% bootstrap band ({reps} resamples, seed {seed}); {seeds_text}. The raw errors at "
                "1, 5 and 15 steps are in metrics.csv (train/openloop_*).")

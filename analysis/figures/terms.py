@@ -79,8 +79,9 @@ def final_values(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) 
 
 
 def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
-            note: str | None, reference: float | None = None) -> list[Path]:
-    """Rows = terms, columns = tasks, one line per agent; ``reference``: a dashed horizontal line at that value."""
+            note: str | None, reference: float | None = None, log_y: bool = False) -> list[Path]:
+    """Rows = terms, columns = tasks, one line per agent; ``reference``: a dashed horizontal line at that
+    value; ``log_y``: a logarithmic y axis (for ratios)."""
     style.setup()
     tasks = sorted(table["task"].unique())
     agents = A.order(table["agent"].unique())
@@ -101,6 +102,8 @@ def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str,
                 handles.setdefault(A.label(agent), line)
             if reference is not None:
                 ax.axhline(reference, color="#555555", ls="--", lw=1.0)
+            if log_y and not t.empty:
+                ax.set_yscale("log")
             if t.empty:
                 ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
                         fontsize=style.NOTE_SIZE, color="#777777")
