@@ -33,20 +33,19 @@ returns ``tanh(mean)`` (and filters with the posterior mean). Planning agents st
 amortised actor pi: it never acts, but supplies the soft value ``V(z) = E_pi[Q] - alpha KL(pi||p_a)``
 of the critic's targets and of the planner's horizon bootstrap (as TD-MPC does).
 
-Deviations / practical choices (beyond the paper): the soft value function; the temperature
-rule above; free nats (1.0) on KL(q(z)||p(z)); no KL balancing (0.5), which the marginal-likelihood
-term requires (``AVEMConfig.validate``); the marginal likelihood (and the planner's information
-gain) is over the observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``: with r_t inside,
-the model loss at the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap, the reward model stops
-being trained and the planner falls to the random agent's return; without it the reward
-likelihood stays, which is the paper's stated intent: a model that keeps task-relevant
-information); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
-samples (single-roll-out returns: see ``avem.planning.importance``); candidates share their roll-outs'
-random numbers and a quarter of the first proposals come from the amortised policy (the target is
-unchanged; together they raised the full agent from 1.7x to 2.2x random on cartpole-swingup-pos and its
-temperature from 40-55x to ~2x alpha: ``results/benchmarks/bench_avem.md``);
-the data-side ``info_gain`` is logged, the imagined one
-enters planning; vector observations only (no pixel encoder/decoder yet).
+Deviations / practical choices (beyond the paper; the table in README "Agents" and
+``avem/objective/README.md``): the soft value function, whose critic is trained on
+``r_t + alpha beta_ml IG_t`` (the data-side information gain of the model loss) so that the
+planner's horizon bootstrap holds the terms its roll-out sums; the temperature rule above; the
+shared RSSM's vector-observation likelihood (no free nats, observation std 0.1 x each dimension's
+running std: ``RSSMConfig``); no KL balancing (0.5), which the marginal-likelihood term requires
+(``AVEMConfig.validate``); the marginal likelihood (and the planner's information gain) is over the
+observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``: with r_t inside, the model loss at
+the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap and pays for no prediction, not even of the
+reward); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
+samples (single-roll-out returns: see ``avem.planning.importance``); candidates share their
+roll-outs' random numbers and a quarter of the first proposals come from the amortised policy
+(the target is unchanged); vector observations only (no pixel encoder/decoder yet).
 
 Keys returned by ``update()`` (stable across variants; a key appears iff its term exists):
 - every variant: ``reward`` (mean r_t of the critic rows), ``kl_a`` (KL(q(a)||p_a(a)) of the
