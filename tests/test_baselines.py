@@ -72,7 +72,10 @@ def test_cem_refits_to_the_top_k_only():
 
 def test_planet_config_paper_values_and_validation():
     cfg = PlaNetConfig()
-    assert (cfg.free_nats, cfg.kl_balance, cfg.model_lr, cfg.model_eps, cfg.model_grad_clip) == (3.0, 0.5, 1e-3, 1e-4, 1000.0)
+    assert (cfg.kl_balance, cfg.model_lr, cfg.model_eps, cfg.model_grad_clip) == (0.5, 1e-3, 1e-4, 1000.0)
+    # the shared vector-observation likelihood; the paper's pixel form (free nats 3, unit std) is a --set away
+    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)
+    assert PlaNetConfig(free_nats=3.0, obs_scale="fixed", obs_std=1.0).validate() is None
     assert (cfg.batch_size, cfg.seq_len, cfg.updates_per_episode, cfg.plan_horizon, cfg.explore_noise) == (50, 50, 100, 12, 0.3)
     assert cfg.plan_top_k * 10 == cfg.plan_candidates  # top-k kept at the paper's 10%
     with pytest.raises(ValueError, match="plan_top_k"):
@@ -151,7 +154,8 @@ def test_latent_hook_gives_the_probe_the_filtering_features(cls, cfg_cls):
 def test_dreamer_config_paper_values():
     cfg = DreamerConfig()
     assert (cfg.horizon, cfg.gamma, cfg.lambda_, cfg.actor_lr, cfg.value_lr, cfg.model_lr) == (15, 0.99, 0.95, 8e-5, 8e-5, 6e-4)
-    assert (cfg.free_nats, cfg.kl_balance, cfg.units, cfg.actor_layers, cfg.value_layers) == (3.0, 0.5, 400, 4, 3)
+    assert (cfg.kl_balance, cfg.units, cfg.actor_layers, cfg.value_layers) == (0.5, 400, 4, 3)
+    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)  # as planet
     assert (cfg.deter, cfg.stoch, cfg.batch_size, cfg.seq_len, cfg.explore_noise) == (200, 30, 50, 50, 0.3)
 
 
