@@ -14,6 +14,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
+from avem import results as avem_results
 from avem import study as avem_study
 
 min_version("9.0")
@@ -35,6 +36,7 @@ FIGURES = f"{RESULTS}/figures"
 REPORT_ITEMS = f"{RESULTS}/report"
 STORE = f"{RESULTS}/mlflow/store.json"
 EXPECTED = f"{TABLES}/expected.csv"
+FIGURES_STAMP = f"{LOGS}/figures.stamp"
 RUN_DIR = f"{RUNS}/{{task}}/{{agent}}/seed{{seed}}"
 
 # One MLflow store for the whole study; every job gets this URI (also exported on a cluster,
@@ -71,15 +73,33 @@ wildcard_constraints:
     name=r"[^/]+",
 
 
+def ended(run_dir):
+    """Whether the run in `run_dir` has ended (run.json: finished, or failed = diverged). An ended
+    run is a result: it is never trained or probed again, and a committed one (results/reference)
+    has no checkpoint to do it with."""
+    return avem_results.has_ended(run_dir)
+
+
 def run_outputs(runs):
-    """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
-    return [
-        f"{r.path(RUNS)}/{name}" for r in runs for name in ("eval.csv", "metrics.csv")
-    ]
+    """The files of each run that later stages read: eval.csv and metrics.csv, which `avem train`
+    writes; for an ended run its run.json, which no rule writes, so its training job is not in the
+    DAG at all (no timestamp or metadata can rerun it)."""
+    out = []
+    for r in runs:
+        d = r.path(RUNS)
+        out += [f"{d}/run.json"] if ended(d) else [f"{d}/eval.csv", f"{d}/metrics.csv"]
+    return out
 
 
 def probe_outputs(runs):
-    return [f"{r.path(RUNS)}/probe.csv" for r in runs] if HAS_PROBE else []
+    """probe.csv of every probed run, but an ended run's existing one (collect reads it from disk)."""
+    if not HAS_PROBE:
+        return []
+    return [
+        f"{r.path(RUNS)}/probe.csv"
+        for r in runs
+        if not (ended(r.path(RUNS)) and os.path.exists(f"{r.path(RUNS)}/probe.csv"))
+    ]
 
 
 def figures_only():
@@ -87,11 +107,14 @@ def figures_only():
     return "figures" in (workflow.dag_settings.targets or ())
 
 
+
 def collect_inputs(wildcards):
     """Every expected run (and probe); with the `figures` target only the runs already on disk,
-    through their run.json, which no rule writes, so nothing is trained or probed."""
+    through their run.json, which no rule writes, so nothing is trained or probed, plus a fresh
+    stamp (rule figures_stamp), so the tables are always rebuilt: on a clean clone the files'
+    timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
-        return [
+        return [FIGURES_STAMP] + [
             f"{r.path(RUNS)}/run.json"
             for r in STUDY.runs()
             if os.path.exists(f"{r.path(RUNS)}/run.json")
