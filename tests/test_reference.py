@@ -182,6 +182,8 @@ def test_mlflow_import_loads_committed_runs_once(tmp_path: Path, capsys) -> None
 
     res = tmp_path / "res"
     shutil.copytree(SUBSET / "runs", res / "runs")
+    diverged = results.run_dirs(res)[0]  # a failed run is a result: imported FAILED with its reason
+    rundir.write_run_json(diverged, status="failed", reason="diverged at simulator step 8: critic_loss = nan")
     assert cli.main(["mlflow-import", str(res)]) == 0
     assert "4 runs imported, 0 already in the store" in capsys.readouterr().out
     client = MlflowClient(avem_study.default_tracking_uri(res))
@@ -191,7 +193,11 @@ def test_mlflow_import_loads_committed_runs_once(tmp_path: Path, capsys) -> None
     for d in results.run_dirs(res):
         config = yaml.safe_load((d / rundir.CONFIG).read_text())
         (run,) = [m for m in mlruns if m.data.tags["run_dir"] == str(d.resolve())]
-        assert run.info.status == "FINISHED" and run.info.run_name == f"cartpole-swingup-pos/{d.parent.name}/{d.name}"
+        assert run.info.run_name == f"cartpole-swingup-pos/{d.parent.name}/{d.name}"
+        if d == diverged:
+            assert run.info.status == "FAILED" and run.data.tags["end_reason"].startswith("diverged at")
+        else:
+            assert run.info.status == "FINISHED" and "end_reason" not in run.data.tags
         assert {k: run.data.tags[k] for k in ("task", "agent", "seed", "obs", "domain")} == {
             "task": "cartpole-swingup-pos", "agent": d.parent.name, "seed": d.name[4:], "obs": "pos",
             "domain": "cartpole"}

@@ -111,7 +111,7 @@ def figures_only():
 def collect_inputs(wildcards):
     """Every expected run (and probe); with the `figures` target only the runs already on disk,
     through their run.json, which no rule writes, so nothing is trained or probed, plus a fresh
-    stamp (rule figures_stamp), so the tables are always rebuilt: on a clean clone the files'
+    stamp (FIGURES_STAMP, made by figures_stamp), so the tables are always rebuilt: on a clean clone the files'
     timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
         return [FIGURES_STAMP] + [
