@@ -75,31 +75,30 @@ wildcard_constraints:
 
 def ended(run_dir):
     """Whether the run in `run_dir` has ended (run.json: finished, or failed = diverged). An ended
-    run is a result: it is never trained or probed again, and a committed one (results/reference)
-    has no checkpoint to do it with."""
+    run is a result, never trained again; a committed one (results/reference) has no checkpoint."""
     return avem_results.has_ended(run_dir)
 
 
+def train_store(wildcards):
+    """The training job's input: the study's MLflow store, ancient() so its mtime retrains nothing.
+    An ended run does not need it: where the store does not exist yet (a clean clone holding
+    committed runs) its job gets no input, so creating the store for the missing runs does not
+    make it out of date; where the store exists the input is the one Snakemake recorded when the
+    run was trained, so its metadata sees no change either."""
+    if ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE):
+        return []
+    return ancient(STORE)
+
+
 def run_outputs(runs):
-    """The files of each run that later stages read: eval.csv and metrics.csv, which `avem train`
-    writes; for an ended run its run.json, which no rule writes, so its training job is not in the
-    DAG at all (no timestamp or metadata can rerun it)."""
-    out = []
-    for r in runs:
-        d = r.path(RUNS)
-        out += [f"{d}/run.json"] if ended(d) else [f"{d}/eval.csv", f"{d}/metrics.csv"]
-    return out
+    """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
+    return [
+        f"{r.path(RUNS)}/{name}" for r in runs for name in ("eval.csv", "metrics.csv")
+    ]
 
 
 def probe_outputs(runs):
-    """probe.csv of every probed run, but an ended run's existing one (collect reads it from disk)."""
-    if not HAS_PROBE:
-        return []
-    return [
-        f"{r.path(RUNS)}/probe.csv"
-        for r in runs
-        if not (ended(r.path(RUNS)) and os.path.exists(f"{r.path(RUNS)}/probe.csv"))
-    ]
+    return [f"{r.path(RUNS)}/probe.csv" for r in runs] if HAS_PROBE else []
 
 
 def figures_only():

@@ -24,10 +24,9 @@ rule train:
     diverge again). Outputs are flagged update() so Snakemake never deletes them before a
     (re)run: a finished run's files stay, and a resumed run rewrites them from its checkpoint.
     An ended run (run.json finished or failed, e.g. committed under results/reference without
-    its checkpoint) has no input, so even as an explicit target it is never trained again."""
+    its checkpoint) is never out of date (see train_store), so it is not trained again."""
     input:
-        # its mtime never retrains anything
-        store=lambda wc: [] if ended(RUN_DIR.format(**wc)) else ancient(STORE),
+        store=train_store,
     output:
         evals=update(f"{RUN_DIR}/eval.csv"),
         metrics=update(f"{RUN_DIR}/metrics.csv"),
