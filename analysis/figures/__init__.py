@@ -42,7 +42,7 @@ def presets_note(runs: pd.DataFrame) -> str:
     caption names the agents that depart from the paper's setting, e.g. by a CPU size."""
     if "preset" not in runs.columns:
         return ""
-    named = runs[runs["preset"].fillna("").astype(str) != ""]
+    named = runs[runs["preset"].notna() & (runs["preset"].astype(str) != "")]
     items = sorted(set(zip(named["agent"], named["preset"].astype(str))))
     return " Presets: " + "; ".join(f"{agent}: {preset}" for agent, preset in items) + "." if items else ""
 
