@@ -10,7 +10,8 @@ Output tables (``collect``):
 - ``metrics.csv``: every training-episode row, with ``task, agent, seed`` first (the ``train/*``
   columns are the union over runs: an agent that does not report a term has it empty);
 - ``runs.csv``: ONE ROW PER EXPECTED RUN: ``task, agent, seed, status, final_step,
-  final_return, note`` plus the ablation switches (``model, marginal_likelihood, action_prior,
+  final_return, note, preset`` (the study's named departure from the paper for that agent, e.g. a
+  CPU size; empty if none) plus the ablation switches (``model, marginal_likelihood, action_prior,
   planning, switch_source``); ``status`` is one of :data:`STATUSES`. A run that ended itself
   early is ``failed`` (it diverged) or ``interrupted`` (SIGTERM/SIGINT, resumable), with
   run.json's ``reason`` in ``note``; its rows up to that point are kept;
@@ -39,7 +40,7 @@ ENDED_EARLY = {"failed": FAILED_RUN, "interrupted": INTERRUPTED}
 """run.json statuses of runs that ended themselves early -> their ``runs.csv`` status."""
 
 EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
-RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note",
+RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note", "preset",
                *SWITCHES, "switch_source")
 PROBE_COLUMNS = ("task", "agent", "seed", "target_group", "r2", "n_samples", "status")
 KEY = ["task", "agent", "seed"]
@@ -51,14 +52,15 @@ def run_dir(runs: Path, task: str, agent: str, seed: int) -> Path:
 
 
 def read_expected(path: Path) -> pd.DataFrame:
-    """EXPECTED.csv (``task, agent, seed``) -> de-duplicated frame in file order; ValueError if malformed."""
-    df = pd.read_csv(path)
+    """EXPECTED.csv (``task, agent, seed`` and optionally ``preset``) -> de-duplicated frame in file
+    order with a ``preset`` column ("" where none); ValueError if malformed."""
+    df = pd.read_csv(path, keep_default_na=False, dtype={"preset": str})
     missing = [c for c in KEY if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected columns task,agent,seed")
-    df = df[KEY].copy()
+    df = df[KEY + ["preset"]].copy() if "preset" in df.columns else df[KEY].assign(preset="")
     df["seed"] = df["seed"].astype(int)
-    return df.drop_duplicates().reset_index(drop=True)
+    return df.drop_duplicates(subset=KEY).reset_index(drop=True)
 
 
 def discover(runs: Path) -> pd.DataFrame:
@@ -186,7 +188,7 @@ def collect(runs: Path, expected: pd.DataFrame | None = None) -> dict[str, pd.Da
     found = discover(runs) if runs.is_dir() else pd.DataFrame(columns=KEY)
     if expected is None:
         expected = found
-    extra = found.merge(expected, on=KEY, how="left", indicator=True)
+    extra = found.merge(expected[KEY], on=KEY, how="left", indicator=True)
     extra = extra[extra["_merge"] == "left_only"]
     if len(extra):
         names = ", ".join(f"{r.task}/{r.agent}/seed{r.seed}" for r in extra.itertuples())
@@ -197,7 +199,7 @@ def collect(runs: Path, expected: pd.DataFrame | None = None) -> dict[str, pd.Da
     for r in expected.itertuples(index=False):
         path = run_dir(runs, r.task, r.agent, r.seed)
         row, ev, met = read_run(path, r.task, r.agent, r.seed)
-        rows.append(row)
+        rows.append({**row, "preset": getattr(r, "preset", "")})
         if ev is not None:
             evals.append(ev)
         if met is not None:

@@ -1,4 +1,4 @@
-"""``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``, ``probe``.
+"""``avem`` command line: ``tasks``, ``agents``, ``train``, ``config``, ``probe``, ``publish``, ``mlflow-import``.
 
 Every argument is validated (config resolved, output directory inspected) before anything is
 written; errors exit with status 2 and a one-line message. ``avem train`` exits with 3 when the
@@ -34,7 +34,32 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--run", required=True, type=Path, help="trained run directory (config.yaml + checkpoint.pt)")
     pr.add_argument("--out", type=Path, default=None, help="output CSV (default: RUN/probe.csv)")
     pr.add_argument("--episodes", type=int, default=5, help="probe episodes; the last fifth is held out")
+    pu = sub.add_parser("publish", help="drop machine-local paths from ended runs' run.json; print the files to commit")
+    pu.add_argument("results_dir", type=Path, help="a study's results_dir (holding runs/)")
+    mi = sub.add_parser("mlflow-import", help="load a results directory's ended runs into an MLflow store")
+    mi.add_argument("results_dir", type=Path, help="a study's results_dir (holding runs/), e.g. results/reference")
+    mi.add_argument("--tracking-uri", default=None,
+                    help="MLflow store (default: sqlite:///RESULTS_DIR/mlflow/mlflow.db)")
     return p
+
+
+def _shipped(args) -> int:
+    """``publish`` and ``mlflow-import`` (``avem.results``)."""
+    from avem import results
+
+    if not (args.results_dir / "runs").is_dir():
+        print(f"avem: error: {args.results_dir} holds no runs/ directory: give a study's results_dir", file=sys.stderr)
+        return 2
+    if args.command == "publish":
+        files, unfinished = results.publish(args.results_dir)
+        print("\n".join(str(f) for f in files))
+        for d, status in unfinished:
+            print(f"avem: {d}: not ended ({status}): do not commit it", file=sys.stderr)
+        return 0
+    done = results.import_runs(args.results_dir, args.tracking_uri)
+    print(f"{len(done['imported'])} runs imported, {len(done['present'])} already in the store, "
+          f"{len(done['skipped'])} not ended (skipped)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<{width}}  {registry.get(name).description}")
         return 0
 
+    if args.command in ("publish", "mlflow-import"):
+        return _shipped(args)
     if args.command == "probe":
         from avem import probe
         try:

@@ -40,6 +40,8 @@ class AgentEntry:
     """``--set`` overrides (run or agent keys) for this agent only, applied over the study's ``set``."""
     resources: dict = field(default_factory=dict)
     """``mem_mb`` / ``runtime`` (minutes) of its training jobs, over the study's ``resources.train``."""
+    preset: str = ""
+    """A named departure from the paper's setting (e.g. a CPU size); shown in the figures' captions."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class Study:
         agents = []
         for name, entry in config["agents"].items():
             entry = entry or {}
-            agents.append(AgentEntry(str(name), dict(entry.get("set") or {}), dict(entry.get("resources") or {})))
+            agents.append(AgentEntry(str(name), dict(entry.get("set") or {}), dict(entry.get("resources") or {}),
+                                     str(entry.get("preset") or "")))
         probe = config.get("probe") or {}
         tasks = tuple(config["tasks"])
         return cls(tasks=tasks, agents=tuple(agents), seeds=tuple(int(s) for s in config["seeds"]),
@@ -99,6 +102,10 @@ class Study:
             if a.name == name:
                 return a
         raise KeyError(f"agent {name!r} is not in this study; study agents: {self.agent_names}")
+
+    def expected_rows(self) -> list[tuple[str, str, int, str]]:
+        """``(task, agent, seed, preset)`` of every expected run: the rows of ``expected.csv``."""
+        return [(r.task, r.agent, r.seed, self.agent(r.agent).preset) for r in self.runs()]
 
     def runs(self) -> list[Run]:
         """Every expected run, in config order (task, agent, seed)."""

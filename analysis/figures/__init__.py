@@ -37,6 +37,16 @@ def load_tables(tables_dir: Path) -> dict[str, pd.DataFrame]:
             "probe": _read(tables_dir / "probe.csv", tidy.PROBE_COLUMNS)}
 
 
+def presets_note(runs: pd.DataFrame) -> str:
+    """`` Presets: agent: text; ...`` from runs.csv's ``preset`` column ("" if no agent has one): every
+    caption names the agents that depart from the paper's setting, e.g. by a CPU size."""
+    if "preset" not in runs.columns:
+        return ""
+    named = runs[runs["preset"].notna() & (runs["preset"].astype(str) != "")]
+    items = sorted(set(zip(named["agent"], named["preset"].astype(str))))
+    return " Presets: " + "; ".join(f"{agent}: {preset}" for agent, preset in items) + "." if items else ""
+
+
 def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: Path | None = None,
              seed: int = 0, reps: int = 2000) -> list[dict]:
     """Write every figure to ``out_dir`` and every statistics table to ``tables_dir``; returns the manifest."""
@@ -63,8 +73,9 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
     entries.append(anchors.figure(ev, anchor_df, budgets, out_dir, tables_dir, seed, reps, missing, seeds))
 
     n_bad = len(bad)
-    suffix = (f" {n_bad} of {len(runs)} expected runs are missing, failed or unfinished (missing_runs.csv)."
-              if n_bad else "")
+    suffix = presets_note(runs) + (
+        f" {n_bad} of {len(runs)} expected runs are missing, failed or unfinished (missing_runs.csv)."
+        if n_bad else "")
     manifest = []
     for e in entries:
         for f in e["files"]:

@@ -52,10 +52,26 @@ class LoopState:
 
 def env_task(run: RunConfig, agent_cfg) -> str:
     """The task id the agent actually sees: the full-state variant for oracle agents."""
-    if getattr(agent_cfg, "oracle_state", False):
-        spec = parse_task_id(run.task)
+    return _env_task(run.task, getattr(agent_cfg, "oracle_state", False))
+
+
+def _env_task(task: str, oracle_state: bool) -> str:
+    if oracle_state:
+        spec = parse_task_id(task)
         return f"{spec.domain}-{spec.task}-full"
-    return run.task
+    return task
+
+
+def run_identity(resolved: dict, out: Path) -> tuple[str, dict[str, object]]:
+    """The MLflow run name and tags of the run in directory ``out`` from its resolved config
+    (``{"run": ..., "agent": ...}``, as in config.yaml): ``task/agent/seedN``; task, agent, seed,
+    obs, domain, env_task and ``run_dir`` (the directory's absolute path: one directory, one run)."""
+    run, agent = resolved["run"], resolved["agent"]
+    spec = parse_task_id(run["task"])
+    return (f"{run['task']}/{run['agent']}/seed{run['seed']}",
+            {"task": run["task"], "agent": run["agent"], "seed": run["seed"], "obs": spec.obs, "domain": spec.domain,
+             "env_task": _env_task(run["task"], bool(agent.get("oracle_state", False))),
+             RUN_DIR_TAG: str(Path(out).resolve())})
 
 
 def make_envs(run: RunConfig, agent_cfg):
@@ -226,7 +242,7 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
         torch.set_rng_state(ckpt["torch_rng"])
         _write_tables(out, state)  # drop rows written after the checkpoint
 
-    tracker = _tracker(run, agent_cfg, resolved, out)
+    tracker = _tracker(run, resolved, out)
     rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
                           status="running", reason=None)
     t = _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
@@ -252,16 +268,13 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     return rundir.read_run_json(out)
 
 
-def _tracker(run: RunConfig, agent_cfg, resolved: dict, out: Path) -> Tracker:
+def _tracker(run: RunConfig, resolved: dict, out: Path) -> Tracker:
     """The run's MLflow run: run.json's (same store), or one a kill left RUNNING, or a new one."""
     uri, info = tracking_uri(out), rundir.read_run_json(out)
     known = info.get("mlflow_run_id") if info.get("tracking_uri") == uri else None
-    spec = parse_task_id(run.task)
-    return Tracker(uri, run.experiment, run_name=f"{run.task}/{run.agent}/seed{run.seed}",
-                   tags={"task": run.task, "agent": run.agent, "seed": run.seed, "obs": spec.obs,
-                         "domain": spec.domain, "env_task": env_task(run, agent_cfg),
-                         RUN_DIR_TAG: str(out.resolve())},
-                   params=flatten(resolved), run_id=adopt_run(uri, run.experiment, out, known))
+    name, tags = run_identity(resolved, out)
+    return Tracker(uri, run.experiment, run_name=name, tags=tags, params=flatten(resolved),
+                   run_id=adopt_run(uri, run.experiment, out, known))
 
 
 def _end_early(t: _Training, e: faults.RunEnded) -> None:

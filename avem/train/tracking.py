@@ -109,10 +109,14 @@ class Tracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Log scalar metrics at simulator step ``step`` (non-finite values are logged as-is)."""
+        self.log_history([(step, metrics)])
+
+    def log_history(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Log ``(simulator step, {key: value})`` rows, batched (a run's whole history at once)."""
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, int(step)) for k, v in sorted(metrics.items())
+        items = [Metric(k, float(v), ts, int(step)) for step, metrics in rows for k, v in sorted(metrics.items())
                  if int(step) > self._logged.get(k, -1)]
         for i in range(0, len(items), 500):
             retry(lambda chunk=items[i:i + 500]: self.client.log_batch(self.run_id, metrics=chunk))

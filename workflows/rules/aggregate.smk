@@ -2,13 +2,13 @@
 
 
 rule expected_runs:
-    """task,agent,seed of every run the study expects (collect marks each finished/missing/failed)."""
+    """task,agent,seed,preset of every run the study expects (collect marks each finished/missing/failed)."""
     output:
         EXPECTED,
     log:
         f"{LOGS}/expected_runs.log",
     params:
-        runs=[(r.task, r.agent, r.seed) for r in STUDY.runs()],  # rewritten when the study changes
+        runs=STUDY.expected_rows(),  # rewritten when the study changes
     localrule: True
     script:
         "../scripts/expected_runs.py"

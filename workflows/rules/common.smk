@@ -14,6 +14,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
+from avem import results as avem_results
 from avem import study as avem_study
 
 min_version("9.0")
@@ -35,6 +36,7 @@ FIGURES = f"{RESULTS}/figures"
 REPORT_ITEMS = f"{RESULTS}/report"
 STORE = f"{RESULTS}/mlflow/store.json"
 EXPECTED = f"{TABLES}/expected.csv"
+FIGURES_STAMP = f"{LOGS}/figures.stamp"
 RUN_DIR = f"{RUNS}/{{task}}/{{agent}}/seed{{seed}}"
 
 # One MLflow store for the whole study; every job gets this URI (also exported on a cluster,
@@ -71,6 +73,23 @@ wildcard_constraints:
     name=r"[^/]+",
 
 
+def ended(run_dir):
+    """Whether the run in `run_dir` has ended (run.json: finished, or failed = diverged). An ended
+    run is a result, never trained again; a committed one (results/reference) has no checkpoint."""
+    return avem_results.has_ended(run_dir)
+
+
+def train_store(wildcards):
+    """The training job's input: the study's MLflow store, ancient() so its mtime retrains nothing.
+    An ended run does not need it: where the store does not exist yet (a clean clone holding
+    committed runs) its job gets no input, so creating the store for the missing runs does not
+    make it out of date; where the store exists the input is the one Snakemake recorded when the
+    run was trained, so its metadata sees no change either."""
+    if ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE):
+        return []
+    return ancient(STORE)
+
+
 def run_outputs(runs):
     """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
     return [
@@ -87,11 +106,14 @@ def figures_only():
     return "figures" in (workflow.dag_settings.targets or ())
 
 
+
 def collect_inputs(wildcards):
     """Every expected run (and probe); with the `figures` target only the runs already on disk,
-    through their run.json, which no rule writes, so nothing is trained or probed."""
+    through their run.json, which no rule writes, so nothing is trained or probed, plus a fresh
+    stamp (FIGURES_STAMP, made by figures_stamp), so the tables are always rebuilt: on a clean clone the files'
+    timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
-        return [
+        return [FIGURES_STAMP] + [
             f"{r.path(RUNS)}/run.json"
             for r in STUDY.runs()
             if os.path.exists(f"{r.path(RUNS)}/run.json")

@@ -22,9 +22,11 @@ rule train:
     no-op. A run that diverged (exit 3) is a result, not a job failure: its run.json says
     `failed` with the reason, collect lists it, and the study goes on (rerunning it would only
     diverge again). Outputs are flagged update() so Snakemake never deletes them before a
-    (re)run: a finished run's files stay, and a resumed run rewrites them from its checkpoint."""
+    (re)run: a finished run's files stay, and a resumed run rewrites them from its checkpoint.
+    An ended run (run.json finished or failed, e.g. committed under results/reference without
+    its checkpoint) is never out of date (see train_store), so it is not trained again."""
     input:
-        store=ancient(STORE),  # its mtime never retrains anything
+        store=train_store,
     output:
         evals=update(f"{RUN_DIR}/eval.csv"),
         metrics=update(f"{RUN_DIR}/metrics.csv"),
@@ -49,9 +51,10 @@ rule train:
 
 
 rule probe:
-    """Linear probe of the agent's latent state against the true state (`avem probe`)."""
+    """Linear probe of the agent's latent state against the true state (`avem probe`). Its input is
+    ancient(): the run's evaluations being newer (a git checkout) never reprobe a run."""
     input:
-        evals=f"{RUN_DIR}/eval.csv",
+        evals=ancient(f"{RUN_DIR}/eval.csv"),
     output:
         f"{RUN_DIR}/probe.csv",
     log:
