@@ -8,8 +8,8 @@ same step count (full-state anchors for ``-full`` tasks; their step convention i
 ``source`` column).
 
 Usage: ``python3 tests/benchmarks/bench_model_based.py [--steps 100000] [--jobs 2]
-[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2]``. ``--only`` restricts the grid;
-finished runs are reused when started again.
+[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2]``. ``--only`` runs the named entries
+instead of the grid (the grid's seeds where it has them); finished runs are reused when started again.
 """
 from __future__ import annotations
 
@@ -53,10 +53,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_mb"))
-    p.add_argument("--only", nargs="*", default=None, help="AGENT@TASK entries of the grid to run")
+    p.add_argument("--only", nargs="*", default=None, help="AGENT@TASK entries to run instead of the grid")
     p.add_argument("--seeds", type=int, nargs="*", default=None, help="override every entry's seeds")
     args = p.parse_args()
-    grid = {k: v for k, v in GRID.items() if not args.only or f"{k[0]}@{k[1]}" in args.only}
+    grid = dict(GRID) if not args.only else {}
+    for item in args.only or []:  # any AGENT@TASK; the grid's seeds where it has the entry, else 0 1 2
+        agent, sep, task = item.partition("@")
+        if not sep or not agent or not task:
+            p.error(f"--only takes AGENT@TASK entries, got {item!r}")
+        grid[(agent, task)] = GRID.get((agent, task), [0, 1, 2])
     jobs = [{"agent": a, "task": t, "seed": s, "steps": args.steps, "sets": SETS.get(a, [])}
             for (a, t), seeds in grid.items() for s in (args.seeds if args.seeds is not None else seeds)]
     df = run_jobs(jobs, args.out, args.jobs)
