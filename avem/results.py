@@ -21,7 +21,6 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from avem.train import rundir
@@ -70,13 +69,14 @@ def histories(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
     """A run's metric history as the loop logs it: ``eval/return_mean`` and ``eval/return_std`` per
     evaluation step (eval.csv), every metrics.csv column but ``step`` per training episode (empty
     cells are metrics the agent did not report that episode)."""
+    from avem.train.loop import eval_metrics
+
     rows: list[tuple[int, dict[str, float]]] = []
     returns: dict[int, list[float]] = defaultdict(list)
     with open(run_dir / rundir.EVAL, newline="") as f:
         for r in csv.DictReader(f):
             returns[int(r["step"])].append(float(r["return"]))
-    rows += [(step, {"eval/return_mean": float(np.mean(v)), "eval/return_std": float(np.std(v))})
-             for step, v in sorted(returns.items())]
+    rows += [(step, eval_metrics(v)) for step, v in sorted(returns.items())]
     if (run_dir / rundir.METRICS).exists():
         with open(run_dir / rundir.METRICS, newline="") as f:
             rows += [(int(r["step"]), {k: float(v) for k, v in r.items() if k != "step" and v != ""})
@@ -93,7 +93,7 @@ def import_runs(results_dir: str | Path, uri: str | None = None) -> dict[str, li
     from avem.study import default_tracking_uri
     from avem.train.loop import run_identity
     from avem.train.retry import retry
-    from avem.train.tracking import RUN_DIR_TAG, Tracker, ensure_experiment, flatten
+    from avem.train.tracking import Tracker, ensure_experiment, flatten, runs_of_dir
 
     uri = uri or default_tracking_uri(results_dir)
     if uri.startswith("sqlite:///"):
@@ -108,7 +108,7 @@ def import_runs(results_dir: str | Path, uri: str | None = None) -> dict[str, li
         resolved = {k: data[k] for k in ("run", "agent")}
         name, tags = run_identity(resolved, d)
         exp_id = ensure_experiment(uri, resolved["run"]["experiment"])
-        same = retry(lambda: client.search_runs([exp_id], f"tags.{RUN_DIR_TAG} = '{tags[RUN_DIR_TAG]}'"))
+        same = runs_of_dir(client, exp_id, d)
         if any(r.info.status != "RUNNING" for r in same):
             done["present"].append(d)
             continue

@@ -141,11 +141,22 @@ def evaluate(agent, env, run: RunConfig, evaluation: int, check=None, record: li
     return rows
 
 
-def model_diagnostics(agent, heldout: list) -> dict[str, float]:
-    """Open-loop errors of an agent's world model (an ``RSSM`` at ``agent.model``) on the held-out
-    episodes, as ``train/<key>``; {} for agents without one or before the first evaluation."""
+def eval_metrics(returns: list[float]) -> dict[str, float]:
+    """What MLflow gets per evaluation: ``eval/return_mean`` and ``eval/return_std`` of its episodes' returns."""
+    return {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns))}
+
+
+def world_model(agent) -> RSSM | None:
+    """The agent's world model (an ``RSSM`` at ``agent.model``), or None."""
     model = getattr(agent, "model", None)
-    if not isinstance(model, RSSM) or not heldout:
+    return model if isinstance(model, RSSM) else None
+
+
+def model_diagnostics(agent, heldout: list) -> dict[str, float]:
+    """Open-loop errors of an agent's world model on the held-out episodes, as ``train/<key>``;
+    {} for agents without one or before the first evaluation."""
+    model = world_model(agent)
+    if model is None or not heldout:
         return {}
     return {f"train/{k}": v for k, v in openloop_errors(model, heldout).items()}
 
@@ -288,16 +299,14 @@ def _end_early(t: _Training, e: faults.RunEnded) -> None:
 def _evaluate(t: _Training) -> None:
     """One evaluation at the current step: rows into the loop state, summary into MLflow, tables rewritten."""
     state = t.state
-    state.heldout = []
+    state.heldout = []  # kept (and checkpointed) only for agents with a world model to diagnose
     rows = evaluate(t.agent, t.eval_env, t.run, state.evaluations, check=lambda: t.stop.check(state.sim_step),
-                    record=state.heldout)
+                    record=state.heldout if world_model(t.agent) is not None else None)
     for r in rows:
         r["step"] = state.sim_step
     state.eval_rows.extend(rows)
     state.evaluations += 1
-    returns = [r["return"] for r in rows]
-    t.tracker.log_metrics({"eval/return_mean": float(np.mean(returns)),
-                           "eval/return_std": float(np.std(returns))}, state.sim_step)
+    t.tracker.log_metrics(eval_metrics([r["return"] for r in rows]), state.sim_step)
     _write_tables(t.out, state)
 
 

@@ -48,17 +48,22 @@ def ensure_experiment(uri: str, name: str) -> str:
     return retry(get_or_create)
 
 
+def runs_of_dir(client, exp_id: str, run_dir: Path, where: str = "") -> list:
+    """The MLflow runs of experiment ``exp_id`` tagged with ``run_dir`` (newest first), filtered in the
+    store, not here: a study's store holds many runs. ``where``: an extra filter clause."""
+    query = " and ".join(q for q in (f"tags.{RUN_DIR_TAG} = '{Path(run_dir).resolve()}'", where) if q)
+    return retry(lambda: client.search_runs([exp_id], query, order_by=["attributes.start_time DESC"]))
+
+
 def adopt_run(uri: str, experiment: str, run_dir: Path, known: str | None) -> str | None:
     """The MLflow run to continue for ``run_dir``: ``known`` (run.json's), else the newest RUNNING
     run tagged with this directory, else None (create one). Every other RUNNING run of the
     directory is closed as KILLED with the tag ``superseded_by``."""
     from mlflow.tracking import MlflowClient
 
-    client, tag = MlflowClient(uri), str(Path(run_dir).resolve())
-    exp_id = ensure_experiment(uri, experiment)
-    running = retry(lambda: client.search_runs([exp_id], "attributes.status = 'RUNNING'",
-                                               order_by=["attributes.start_time DESC"], max_results=50_000))
-    orphans = [r.info.run_id for r in running if r.data.tags.get(RUN_DIR_TAG) == tag]
+    client = MlflowClient(uri)
+    running = runs_of_dir(client, ensure_experiment(uri, experiment), run_dir, "attributes.status = 'RUNNING'")
+    orphans = [r.info.run_id for r in running]
     keep = known or (orphans[0] if orphans else None)
     for run_id in orphans:
         if run_id != keep:
