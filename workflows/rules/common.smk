@@ -73,19 +73,14 @@ wildcard_constraints:
     name=r"[^/]+",
 
 
-def ended(run_dir):
-    """Whether the run in `run_dir` has ended (run.json: finished, or failed = diverged). An ended
-    run is a result, never trained again; a committed one (results/reference) has no checkpoint."""
-    return avem_results.has_ended(run_dir)
-
-
 def train_store(wildcards):
     """The training job's input: the study's MLflow store, ancient() so its mtime retrains nothing.
-    An ended run does not need it: where the store does not exist yet (a clean clone holding
+    An ended run (run.json: finished, or failed = diverged; a committed one has no checkpoint) is a
+    result, never trained again, and does not need it: where the store does not exist yet (a clean clone holding
     committed runs) its job gets no input, so creating the store for the missing runs does not
     make it out of date; where the store exists the input is the one Snakemake recorded when the
     run was trained, so its metadata sees no change either."""
-    if ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE):
+    if avem_results.has_ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE):
         return []
     return ancient(STORE)
 
