@@ -89,7 +89,7 @@ def rollout(agent, env, episodes: int, seed: int) -> tuple[list[np.ndarray] | No
         obs, info = env.reset(seed=episode_seed)
         state, done, zs, ss = agent.initial_state(), False, [], []
         while not done:
-            action, state = agent.act(obs, state, explore=False)
+            action, state, _ = agent.act(obs, state, explore=False)
             z = latent_features(agent, state)
             if z is None:
                 return None, []

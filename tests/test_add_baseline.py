@@ -58,7 +58,7 @@ class LinearAgent:
         u = self.cfg.gain * self.w @ np.asarray(obs, np.float32)
         if explore:
             u = u + self.cfg.noise * self.rng.normal(size=u.shape)
-        return np.tanh(u).astype(np.float32), state
+        return np.tanh(u).astype(np.float32), state, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         self.n += 1

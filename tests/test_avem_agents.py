@@ -10,6 +10,7 @@ import torch
 from avem.agents import registry
 from avem.agents.avem import AVEMAgent, metric_keys, variant_name, variants
 from avem.agents.avem_config import AVEMConfig
+from avem.objective import gaussian_kl
 from avem.train.replay import ReplayBuffer
 
 torch.set_num_threads(1)
@@ -52,12 +53,12 @@ def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
     metrics, actions = {}, []
     for i in range(steps):
         if i < warmup:
-            action = rng.uniform(-1, 1, 1).astype(np.float32)
+            action, extras = rng.uniform(-1, 1, 1).astype(np.float32), {}
         else:
-            action, state = agent.act(obs, state, explore=True)
+            action, state, extras = agent.act(obs, state, explore=True)
             actions.append(action.copy())
         obs, reward, term, trunc, _ = env.step(action)
-        buffer.add(obs, action, reward, False, term)
+        buffer.add(obs, action, reward, False, term, extras)
         if i >= warmup:
             m = agent.update(buffer)
             metrics = m or metrics
@@ -167,7 +168,7 @@ def test_eval_action_is_deterministic():
     name = "avem-gen-ml-learned-plan"
     agent = registry.build(name, env.observation_space, env.action_space, registry.get(name).make_config(TINY), 0)
     obs, _ = env.reset(seed=0)
-    a1, s1 = agent.act(obs, None, explore=False)
+    a1, s1, _ = agent.act(obs, None, explore=False)
     # the planner's candidates are random, but with explore=False the action is tanh(planned mean)
     assert a1.shape == (1,) and np.all(np.abs(a1) < 1)
 
@@ -209,3 +210,30 @@ def test_pixel_observations_are_refused_clearly():
     space = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
     with pytest.raises(ValueError, match="flat vector"):
         AVEMAgent(space, gym.spaces.Box(-1, 1, (1,), np.float32), AVEMConfig(), 0)
+
+
+def test_consolidation_fits_the_prior_to_the_planned_posteriors_in_replay():
+    """The learned prior's planning-side loss is the mean KL(q_plan || p_a) over exactly the critic rows whose
+    action was planned (``plan_mean`` / ``plan_std`` extras of row t+1), by hand."""
+    env = PointMass()
+    cfg = registry.get("avem-gen-elbo-learned-plan").make_config(TINY)
+    agent = registry.build("avem-gen-elbo-learned-plan", env.observation_space, env.action_space, cfg, seed=0)
+    buffer = ReplayBuffer(env.observation_space.shape, 1)
+    rng = np.random.default_rng(0)
+    buffer.add(np.zeros(2, np.float32), None, 0.0, True, False)
+    for t in range(40):  # every third action "planned"
+        extras = {"plan_mean": np.array([0.1 * t]), "plan_std": np.array([0.5])} if t % 3 == 0 else {}
+        buffer.add(rng.normal(size=2).astype(np.float32), np.array([0.0], np.float32), 0.0, False, False, extras)
+    raw = buffer.sample(np.random.default_rng(1), cfg.batch_size, cfg.seq_len)
+    s = cfg.critic_burn_in
+    feat = torch.randn(cfg.batch_size * (cfg.seq_len - 1 - s), agent.feat_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p = agent.prior(feat)
+    mean = torch.from_numpy(raw["plan_mean"][:, s + 1:].reshape(-1, 1))
+    std = torch.from_numpy(raw["plan_std"][:, s + 1:].reshape(-1, 1))
+    found = ~torch.isnan(std[:, 0])
+    assert 0 < found.sum() < len(found)
+    expected = gaussian_kl(mean[found], std[found], p.mean[found], p.std[found]).mean().item()
+    out = agent._update_prior(feat, raw, s)
+    assert out["consolidation_coverage"] == pytest.approx(found.float().mean().item())
+    assert out["prior_loss"] == pytest.approx(expected, rel=1e-6)

@@ -94,7 +94,7 @@ def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
 
     obs = np.ones(3, np.float32)
     g = agent.gen.get_state()
-    action, state = agent.act(obs, None, explore=False)
+    action, state, _ = agent.act(obs, None, explore=False)
     agent.gen.set_state(g)
     with torch.no_grad():
         latent, _ = agent.model.obs_step(agent.model.initial(1), torch.zeros(1, 1),
@@ -103,7 +103,7 @@ def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
         plan = cem_plan(agent.model, latent, 1, cfg.plan_horizon, cfg.plan_candidates, cfg.plan_iterations,
                         cfg.plan_top_k, cfg.plan_discount, agent.gen)
     assert np.allclose(action, plan.mean[0].numpy())
-    a2, _ = agent.act(obs, state, explore=True)
+    a2, *_ = agent.act(obs, state, explore=True)
     assert a2.shape == (1,) and -1 <= a2[0] <= 1
 
 
@@ -144,7 +144,7 @@ def test_dreamer_imagines_from_a_subset_when_asked():
 def test_latent_hook_gives_the_probe_the_filtering_features(cls, cfg_cls):
     from avem.probe import latent_features
     agent = cls(OBS, ACT, _tiny(cfg_cls), 0)
-    _, state = agent.act(np.ones(3, np.float32), None, explore=False)
+    _, state, _ = agent.act(np.ones(3, np.float32), None, explore=False)
     g = agent.gen.get_state()
     z = latent_features(agent, state)
     assert z.shape == (agent.cfg.deter + agent.cfg.stoch,) and torch.equal(agent.gen.get_state(), g)

@@ -8,7 +8,7 @@ from scipy import integrate
 
 from avem.models import RSSM, RSSMConfig
 from avem.nets.distributions import TanhNormal
-from avem.planning import (GaussianActionPrior, LatentPlanner, MixtureProposal, PlanStore, UniformActionPrior,
+from avem.planning import (GaussianActionPrior, LatentPlanner, MixtureProposal, UniformActionPrior,
                            infer_action_posterior)
 
 torch.set_num_threads(1)
@@ -105,21 +105,6 @@ def test_latent_planner_runs_and_is_deterministic(learned, ig):
     assert math.isfinite(q1.extras["info_gain"])
     if ig == 0:
         assert q1.extras["info_gain"] == 0.0
-
-
-def test_plan_store_roundtrip():
-    store = PlanStore(act_dim=2)
-    obs = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
-    nxt = np.random.default_rng(1).uniform(-1, 1, size=(2, 3, 2)).astype(np.float32)
-    store.record(obs[1, 2], nxt[1, 2], np.array([0.5, -0.5]), np.array([0.2, 0.3]))
-    mean, std, found = store.lookup(obs, nxt)
-    assert found.sum() == 1 and found[1, 2]
-    np.testing.assert_allclose(mean[1, 2], [0.5, -0.5])
-    np.testing.assert_allclose(std[1, 2], [0.2, 0.3])
-    np.testing.assert_allclose(std[0, 0], [1.0, 1.0])
-    clone = PlanStore(2)
-    clone.load_state_dict(store.state_dict())
-    assert len(clone) == 1
 
 
 def test_ess_floor_raises_the_temperature_just_enough():

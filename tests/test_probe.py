@@ -105,6 +105,6 @@ def test_avem_agents_expose_their_belief_to_the_probe(name, width):
                             "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3})
     agent = registry.build(name, env.observation_space, env.action_space, cfg, 0)
     obs, _ = env.reset(seed=0)
-    _, state = agent.act(obs, agent.initial_state(), explore=False)
+    _, state, _ = agent.act(obs, agent.initial_state(), explore=False)
     feat = probe.latent_features(agent, state)
     assert feat.shape == (width,) and np.isfinite(feat).all()

@@ -45,3 +45,25 @@ def test_state_dict_roundtrip_and_errors():
         ReplayBuffer((2,), 1).sample(np.random.default_rng(0), 1, 2)
     with pytest.raises(ValueError, match="is_first"):
         ReplayBuffer((2,), 1).add(np.zeros(2), np.zeros(1), 0.0, False, False)
+
+
+def test_extras_are_stored_with_their_row_and_nan_elsewhere():
+    """An extra's column appears with its first value; earlier rows, first rows and rows added without it are NaN;
+    it survives growth, sampling and the state-dict round trip."""
+    buf = ReplayBuffer((2,), 1, capacity=2)
+    buf.add(np.zeros(2), None, 0.0, True, False, {"q": np.array([9.0, 9.0])})  # first row: ignored
+    buf.add(np.ones(2), np.ones(1), 1.0, False, False)
+    for t in range(2, 6):  # grows past capacity with the extra present
+        buf.add(np.full(2, t), np.full(1, t), float(t), False, False, {"q": np.array([t, -t])})
+    assert buf.extras() == ["q"]
+    q = buf.data["q"][: buf.size]
+    assert np.isnan(q[:2]).all() and np.array_equal(q[2:], [[t, -t] for t in range(2, 6)])
+    s = buf.sample(np.random.default_rng(0), 16, 3)
+    assert s["q"].shape == (16, 3, 2)
+    ok = ~np.isnan(s["q"][..., 0])
+    assert np.array_equal(s["q"][..., 0][ok], s["obs"][..., 0][ok])  # stored with the action of its own row
+    clone = ReplayBuffer((2,), 1)
+    clone.load_state_dict(buf.state_dict())
+    assert np.array_equal(clone.data["q"][: clone.size], q, equal_nan=True)
+    with pytest.raises(ValueError, match="overwrite a replay field"):
+        buf.add(np.zeros(2), np.zeros(1), 0.0, False, False, {"reward": np.zeros(1)})

@@ -17,8 +17,9 @@ One update (the M-step, plus the critic that supplies the bound's future terms):
    discriminative: encode the windows with the GRU (trained through the critic);
 3. soft actor-critic on the latent features of rows ``burn_in .. L-1`` (detached from the RSSM,
    as in SLAC), with reward ``r_{t+1}`` and the action KL to the prior (uniform: entropy);
-4. learned prior: planning: consolidation, ``min KL(q_plan || p_a)`` on stored planned posteriors
-   (``avem.planning.store``); no planning: ``min KL(q_policy || p_a)`` at ``noplan_prior_lr_scale``
+4. learned prior: planning: consolidation, ``min KL(q_plan || p_a)`` on the planned posteriors
+   that ``act`` returned as per-step extras (``plan_mean``, ``plan_std``: replay keeps them with
+   the action they produced); no planning: ``min KL(q_policy || p_a)`` at ``noplan_prior_lr_scale``
    times the rate (a slower-moving prior: the asymmetry that keeps the KL informative). The
    temperature of a learned-prior agent is tuned so that ``KL(q || p_a)`` tracks ``target_kl``
    (default: ``d log 2 - target_entropy``, the KL a uniform-prior agent settles at, since
@@ -55,7 +56,7 @@ Keys returned by ``update()`` (stable across variants; a key appears iff its ter
   ``kl_z`` (KL(q(z)||p(z)), before free nats), ``elbo`` (cll - kl_z);
 - marginal_likelihood: ``mll`` (IW log p(x,r|past)), ``info_gain`` (cll - mll on data), ``beta_ml``;
 - learned prior: ``prior_loss`` (the KL the prior minimises); with planning also
-  ``consolidation_coverage`` (fraction of critic rows whose planned posterior is stored);
+  ``consolidation_coverage`` (fraction of critic rows whose action was planned, i.e. has a posterior in replay);
 - planning (means over the acting steps since the previous update; 0 before the first
   planned action): ``plan_return`` (estimated bound under q), ``plan_kl_a`` (KL(q_plan||p_a)),
   ``plan_ess`` (effective sample size fraction), ``plan_temperature`` (the temperature used:
@@ -76,7 +77,7 @@ from avem.models.rssm import RSSM
 from avem.nets.actor_critic import Actor, SoftActorCritic
 from avem.nets.distributions import TanhNormal
 from avem.objective import gaussian_kl, linear_anneal
-from avem.planning import LatentPlanner, PlanStore
+from avem.planning import LatentPlanner
 from avem.train.replay import ReplayBuffer
 
 COMMON_KEYS = ("reward", "kl_a", "critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
@@ -167,7 +168,7 @@ class AVEMAgent:
             _broad_init(self.prior, cfg.prior_init_std, cfg, a)
             lr = cfg.prior_lr * (1.0 if cfg.planning else cfg.noplan_prior_lr_scale)
             self.prior_opt = torch.optim.Adam(self.prior.parameters(), lr=lr)
-        self.planner = self.store = None
+        self.planner = None
         if cfg.planning:
             self.planner = LatentPlanner(self.model, a, cfg.plan_horizon, cfg.plan_samples, cfg.plan_iterations,
                                          cfg.plan_min_std, cfg.gamma,
@@ -175,8 +176,6 @@ class AVEMAgent:
                                          info_gain_reward=cfg.ml_reward, min_ess=cfg.plan_min_ess,
                                          common_noise=cfg.plan_common_noise,
                                          policy_samples=round(cfg.plan_policy_fraction * cfg.plan_samples))
-            if self.learned_prior:
-                self.store = PlanStore(a)
 
     # ---- pieces of the bound ------------------------------------------------------------
     def target_kl(self) -> float:
@@ -251,10 +250,8 @@ class AVEMAgent:
         else:
             dist = self.ac.actor(feat)
         action = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
-        a_np = action[0].numpy().astype(np.float32)
-        if explore and self.store is not None:
-            self.store.record(obs_np, a_np, q_plan.mean.numpy(), q_plan.std.numpy())
-        return a_np, {"latent": latent, "action": action}
+        extras = {"plan_mean": q_plan.mean.numpy(), "plan_std": q_plan.std.numpy()} if q_plan is not None else {}
+        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, extras
 
     def _accumulate(self, values: dict[str, float]) -> None:
         for k, v in values.items():
@@ -310,19 +307,19 @@ class AVEMAgent:
         return dict(self._last)
 
     def _update_prior(self, feat: torch.Tensor, raw: dict, s: int) -> dict[str, float]:
-        """One step of ``min KL(q || p_a)``: q = stored planned posteriors (planning) or the policy."""
+        """One step of ``min KL(q || p_a)``: q = the planned posteriors in replay (planning) or the policy."""
         p = self.prior(feat)
         out: dict[str, float] = {}
-        if self.cfg.planning:
-            mean, std, found = self.store.lookup(raw["obs"][:, s:-1], raw["action"][:, s + 1:])
-            found = torch.from_numpy(found.reshape(-1))
+        if self.cfg.planning:  # row t+1 holds a_t and the q(a_t) planned at obs_t; NaN where a_t was not planned
+            missing = np.full(raw["action"].shape, np.nan, np.float32)  # before the first planned action
+            mean, std = (torch.from_numpy(raw.get(k, missing)[:, s + 1:].reshape(-1, self.act_dim))
+                         for k in ("plan_mean", "plan_std"))
+            found = ~torch.isnan(std[:, 0])
             out["consolidation_coverage"] = found.float().mean().item()
             if not found.any():
                 out["prior_loss"] = 0.0
                 return out
-            mean = torch.from_numpy(mean.reshape(-1, self.act_dim))[found]
-            std = torch.from_numpy(std.reshape(-1, self.act_dim))[found]
-            kl = gaussian_kl(mean, std, p.mean[found], p.std[found]).mean()
+            kl = gaussian_kl(mean[found], std[found], p.mean[found], p.std[found]).mean()
         else:
             with torch.no_grad():
                 q = self.ac.actor(feat)
@@ -362,8 +359,6 @@ class AVEMAgent:
             state["model_optim"] = self.model_opt.state_dict()
         if self.prior_opt is not None:
             state["prior_optim"] = self.prior_opt.state_dict()
-        if self.store is not None:
-            state["store"] = self.store.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -379,8 +374,6 @@ class AVEMAgent:
             self.model_opt.load_state_dict(state["model_optim"])
         if self.prior_opt is not None:
             self.prior_opt.load_state_dict(state["prior_optim"])
-        if self.store is not None:
-            self.store.load_state_dict(state["store"])
 
 
 # ---- the registered variants ------------------------------------------------------------

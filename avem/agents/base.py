@@ -23,10 +23,12 @@ class Agent(Protocol):
     def initial_state(self) -> Any:
         """Per-episode recurrent state (frame stack, RNN state, planner warm start); None if stateless."""
 
-    def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any]:
-        """``obs: (obs_dim,)`` -> ``(action: (act_dim,) float32 in [-1,1], next state)``.
+    def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+        """``obs: (obs_dim,)`` -> ``(action: (act_dim,) float32 in [-1,1], next state, extras)``.
 
         ``explore=False`` is evaluation: the deterministic (mean / planned-mean) action.
+        ``extras``: per-step data the loop stores in replay beside the transition (``{}`` for most
+        agents; the AVEM planners keep the planned ``q(a_t)`` there for the action prior's consolidation).
         """
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:

@@ -238,7 +238,7 @@ class DreamerAgent:
             action = (action + noise).clamp(-1.0, 1.0)
         else:
             action = dist.mode()
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}
+        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """``updates_per_episode`` updates at an episode's first step, else nothing (returns {})."""

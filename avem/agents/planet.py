@@ -178,7 +178,7 @@ class PlaNetAgent:
             self._plan_returns.append(plan.elite_return)
             noise = cfg.explore_noise * torch.randn(action.shape, generator=self.gen)
             action = (action + noise).clamp(-1.0, 1.0)
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}
+        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """``updates_per_episode`` model updates at an episode's first step, else nothing (returns {})."""

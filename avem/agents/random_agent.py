@@ -24,7 +24,7 @@ class RandomAgent:
         return None
 
     def act(self, obs, state, explore: bool):
-        return self.rng.uniform(-1, 1, self.act_dim).astype(np.float32), state
+        return self.rng.uniform(-1, 1, self.act_dim).astype(np.float32), state, {}
 
     def update(self, buffer) -> dict[str, float]:
         return {}

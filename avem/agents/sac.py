@@ -65,7 +65,7 @@ class SACAgent:
         with torch.no_grad():
             dist = self.ac.actor(torch.from_numpy(state.reshape(1, -1)))
             a = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
-        return a[0].numpy().astype(np.float32), state
+        return a[0].numpy().astype(np.float32), state, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         k, cfg = self.cfg.frame_stack, self.cfg

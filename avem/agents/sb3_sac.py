@@ -127,7 +127,7 @@ class SB3SACAgent:
         """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
         state = self._stack_obs(obs, state)
         action, _ = self.model.predict(state.reshape(-1), deterministic=not explore)
-        return np.asarray(action, np.float32).reshape(self.act_dim), state
+        return np.asarray(action, np.float32).reshape(self.act_dim), state, {}
 
     def _sync(self, buffer: ReplayBuffer) -> None:
         """Copy loop rows ``[_synced, size)`` into SB3's buffer as (stack, a, r, next stack, terminal)."""

@@ -2,7 +2,6 @@
 from avem.planning.importance import ActionPosterior, infer_action_posterior
 from avem.planning.latent import LatentPlanner
 from avem.planning.priors import GaussianActionPrior, MixtureProposal, UniformActionPrior
-from avem.planning.store import PlanStore
 
-__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "MixtureProposal", "PlanStore",
+__all__ = ["ActionPosterior", "GaussianActionPrior", "LatentPlanner", "MixtureProposal",
            "UniformActionPrior", "infer_action_posterior"]

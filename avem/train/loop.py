@@ -127,7 +127,7 @@ def evaluate(agent, env, run: RunConfig, evaluation: int, check=None, record: li
         state, ret, length, done = agent.initial_state(), 0.0, 0, False
         trace = ([obs], [], [])
         while not done:
-            action, state = agent.act(obs, state, explore=False)
+            action, state, _ = agent.act(obs, state, explore=False)
             obs, reward, terminated, truncated, _ = env.step(action)
             ret, length, done = ret + float(reward), length + 1, terminated or truncated
             for seq, item in zip(trace, (obs, action, reward)):
@@ -325,12 +325,12 @@ def _train_episodes(t: _Training) -> None:
         t0, start_step, done = time.perf_counter(), state.sim_step, False
         while not done:
             if random_episode:
-                action = t.rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+                action, extras = t.rng.uniform(-1.0, 1.0, act_dim).astype(np.float32), {}
             else:
-                action, agent_state = agent.act(obs, agent_state, explore=True)
+                action, agent_state, extras = agent.act(obs, agent_state, explore=True)
             obs, reward, terminated, truncated, _ = env.step(action)
             state.sim_step += run.action_repeat
-            buffer.add(obs, action, float(reward), False, terminated)
+            buffer.add(obs, action, float(reward), False, terminated, extras)
             ep_return += float(reward)
             if learning:
                 for k, v in faults.check_finite(agent.update(buffer), state.sim_step).items():

@@ -5,6 +5,11 @@ first row), the reward that came WITH it (``r_t``, 0 on the first row), ``is_fir
 ``is_terminal``. An episode of T agent steps is T+1 rows. ``sample`` returns windows that lie
 inside one episode, so sequence models and frame-stacking agents read the same data as SAC.
 
+Per-step extras: ``add(..., extras={"name": array})`` stores agent data beside the transition (the
+row of the action it belongs to, e.g. the planned ``q(a_t)`` with ``a_t``). A name's column is
+created when it first appears; rows without it hold NaN (first rows, random warm-up steps).
+``sample`` returns the extras' windows with the fixed fields.
+
 Written by hand because it is 80 lines and every agent needs exactly this window contract.
 """
 from __future__ import annotations
@@ -34,12 +39,20 @@ class ReplayBuffer:
             "is_terminal": np.zeros((n,), bool),
         }
         if old is not None:
-            for k in _FIELDS:
+            for k in old:
+                if k not in new:  # an extra
+                    new[k] = np.full((n, *old[k].shape[1:]), np.nan, np.float32)
                 new[k][: self.size] = old[k][: self.size]
         self.data = new
 
-    def add(self, obs, prev_action, reward: float, is_first: bool, is_terminal: bool) -> None:
-        """Append one row. ``is_first=True`` starts a new episode (``prev_action``/``reward`` ignored)."""
+    def _add_extra(self, name: str, shape: tuple[int, ...]) -> None:
+        self.data[name] = np.full((len(self.data["obs"]), *shape), np.nan, np.float32)
+
+    def add(self, obs, prev_action, reward: float, is_first: bool, is_terminal: bool,
+            extras: dict[str, np.ndarray] | None = None) -> None:
+        """Append one row. ``is_first=True`` starts a new episode (``prev_action``/``reward``/``extras`` ignored).
+
+        ``extras``: per-step agent data stored in this row as float32 (see the module docstring)."""
         if self.size == len(self.data["obs"]):
             self._alloc(2 * self.size)
         i = self.size
@@ -54,6 +67,13 @@ class ReplayBuffer:
         d["reward"][i] = reward
         d["is_first"][i] = is_first
         d["is_terminal"][i] = is_terminal
+        for name, value in (extras or {}).items() if not is_first else ():
+            value = np.asarray(value, np.float32)
+            if name in _FIELDS:
+                raise ValueError(f"extra {name!r} would overwrite a replay field ({', '.join(_FIELDS)})")
+            if name not in d:
+                self._add_extra(name, value.shape)
+            d[name][i] = value
         self.size += 1
 
     def num_windows(self, length: int) -> int:
@@ -79,15 +99,24 @@ class ReplayBuffer:
         offset = flat - (np.cumsum(counts) - counts)[ep]
         first = np.asarray(self._starts, np.int64)[ep] + offset
         idx = first[:, None] + np.arange(length)[None, :]
-        return {k: self.data[k][idx] for k in _FIELDS}
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def extras(self) -> list[str]:
+        """The names of the per-step extras stored so far."""
+        return [k for k in self.data if k not in _FIELDS]
 
     def state_dict(self) -> dict:
         return {"size": self.size, "starts": list(self._starts),
-                **{k: self.data[k][: self.size].copy() for k in _FIELDS}}
+                **{k: self.data[k][: self.size].copy() for k in _FIELDS},
+                "extras": {k: self.data[k][: self.size].copy() for k in self.extras()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.size = 0
+        self.data = None
         self._alloc(max(int(state["size"]), 2) * 2)
+        for name, value in state.get("extras", {}).items():
+            self._add_extra(name, value.shape[1:])
+            self.data[name][: state["size"]] = value
         for k in _FIELDS:
             self.data[k][: state["size"]] = state[k]
         self.size = int(state["size"])

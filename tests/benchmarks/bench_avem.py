@@ -70,7 +70,7 @@ def throughput(agent_name: str, episodes: int = 6, updates: int = 30, decisions:
     state = agent.initial_state()
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(decisions):
-        _, state = agent.act(obs, state, explore=True)
+        _, state, _ = agent.act(obs, state, explore=True)
     dps, dps_cpu = decisions / (time.perf_counter() - t0), decisions / (time.process_time() - c0)
     planning = bool(getattr(spec.make_config(), "planning", False))
     return {"agent": agent_name, "updates_per_s": ups, "decisions_per_s": dps,

@@ -76,7 +76,7 @@ def main() -> None:
 
     def decide():
         t0 = time.perf_counter()
-        action, cur["state"] = agent.act(cur["obs"], cur["state"], explore=True)
+        action, cur["state"] = agent.act(cur["obs"], cur["state"], explore=True)[:2]  # 81a92ea returns 2 values
         cur["act_s"] += time.perf_counter() - t0
         cur["obs"], _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
