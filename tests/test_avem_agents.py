@@ -12,6 +12,7 @@ from avem.agents.avem import AVEMAgent, metric_keys, variant_name, variants
 from avem.agents.avem_config import AVEMConfig
 from avem.objective import gaussian_kl
 from avem.train.replay import ReplayBuffer
+from avem.train.schedule import UpdateSchedule, mean_metrics
 
 torch.set_num_threads(1)
 
@@ -46,11 +47,12 @@ class PointMass(gym.Env):
 
 
 def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
-    """A hand-written version of the training loop: random warm-up, then act + update each step."""
+    """The training loop on a toy env: random warm-up, then act, store and the loop's update schedule each step."""
     obs, _ = env.reset(seed=0) if buffer.size == 0 else env.reset()
     buffer.add(obs, None, 0.0, True, False)
     state = agent.initial_state()
     metrics, actions = {}, []
+    schedule, credit, first_step = UpdateSchedule.of(agent.cfg), 0.0, True
     for i in range(steps):
         if i < warmup:
             action, extras = rng.uniform(-1, 1, 1).astype(np.float32), {}
@@ -60,10 +62,12 @@ def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
         obs, reward, term, trunc, _ = env.step(action)
         buffer.add(obs, action, reward, False, term, extras)
         if i >= warmup:
-            m = agent.update(buffer)
+            n, credit = schedule.due(credit, first_step)
+            m = mean_metrics([agent.update(buffer) for _ in range(n)])
             metrics = m or metrics
             if metrics_out is not None and m:
                 metrics_out.append(m)
+        first_step = term or trunc
         if term or trunc:
             obs, _ = env.reset()
             buffer.add(obs, None, 0.0, True, False)

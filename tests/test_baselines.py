@@ -19,6 +19,7 @@ from avem.planning.cem import cem_plan
 from avem.train import loop
 from avem.train.config import resolve
 from avem.train.replay import ReplayBuffer
+from avem.train.schedule import UpdateSchedule
 from tests.conftest import TINY_RUN
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -84,13 +85,10 @@ def test_planet_config_paper_values_and_validation():
 
 def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
     cfg = _tiny(PlaNetConfig)
+    assert UpdateSchedule.of(cfg) == UpdateSchedule(per_step=0.0, per_episode=cfg.updates_per_episode)
     agent, buf = PlaNetAgent(OBS, ACT, cfg, 0), _buffer()
-    assert agent.update(buf) == {} and agent.num_updates == 0  # mid-episode: nothing
-    buf.add(np.zeros(3), None, 0.0, True, False)
-    buf.add(np.ones(3), np.zeros(1), 1.0, False, False)  # first transition of a new episode
     metrics = agent.update(buf)
-    assert agent.num_updates == cfg.updates_per_episode and {"cll", "kl_z", "elbo"} <= set(metrics)
-    assert agent.update(_buffer()) == {}
+    assert agent.num_updates == 1 and {"cll", "kl_z", "elbo"} <= set(metrics) and "plan_return" not in metrics
 
     obs = np.ones(3, np.float32)
     g = agent.gen.get_state()
@@ -136,7 +134,7 @@ def test_dreamer_imagines_from_a_subset_when_asked():
     agent, seen = DreamerAgent(OBS, ACT, cfg, 0), []
     original = agent.behaviour_losses
     agent.behaviour_losses = lambda start: seen.append(start["deter"].shape[0]) or original(start)
-    agent._update_once(_buffer())
+    agent.update(_buffer())
     assert seen == [5]  # of batch_size x seq_len = 32 posterior states
 
 

@@ -144,7 +144,7 @@ class AVEMAgent:
         with torch.random.fork_rng(devices=[]):  # initialisation depends on the seed only
             torch.manual_seed(seed)
             self._build()
-        self.num_updates, self._credit = 0, 0.0
+        self.num_updates = 0
         self._plan_sums: dict[str, float] = {}
         self._plan_count = 0
         self._last: dict[str, float] = {}
@@ -260,15 +260,7 @@ class AVEMAgent:
 
     # ---- learning -----------------------------------------------------------------------
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
-        """``updates_per_step`` gradient updates (credit accumulates); returns the last one's metrics, or {}."""
-        self._credit += self.cfg.updates_per_step
-        metrics: dict[str, float] = {}
-        while self._credit >= 1.0:
-            self._credit -= 1.0
-            metrics = self._update_once(buffer)
-        return metrics
-
-    def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One update (model, critic and actor, prior); ``updates_per_step`` is the loop's schedule (``avem.train.schedule``)."""
         cfg, s = self.cfg, self.cfg.critic_burn_in
         raw = buffer.sample(self.rng, cfg.batch_size, cfg.seq_len)
         windows = {k: torch.from_numpy(v) for k, v in raw.items()}
@@ -353,7 +345,7 @@ class AVEMAgent:
         state = {name: m.state_dict() for name, m in self._modules().items()}
         state.update({"ac_optim": self.ac.optim_state(), "gen": self.gen.get_state(),
                       "rng": self.rng.bit_generator.state, "num_updates": self.num_updates,
-                      "credit": self._credit, "plan_sums": dict(self._plan_sums), "plan_count": self._plan_count,
+                      "plan_sums": dict(self._plan_sums), "plan_count": self._plan_count,
                       "last": dict(self._last)})
         if self.generative:
             state["model_optim"] = self.model_opt.state_dict()
@@ -367,7 +359,7 @@ class AVEMAgent:
         self.ac.load_optim_state(state["ac_optim"])
         self.gen.set_state(state["gen"])
         self.rng.bit_generator.state = state["rng"]
-        self.num_updates, self._credit = state["num_updates"], state["credit"]
+        self.num_updates = state["num_updates"]
         self._plan_sums, self._plan_count = dict(state["plan_sums"]), state["plan_count"]
         self._last = dict(state["last"])
         if self.generative:

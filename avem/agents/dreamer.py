@@ -20,8 +20,8 @@ One update (official code ``dreamer.py``, ``Dreamer._train``):
 5. critic: ``mean(weights * 0.5 (V(s_tau) - sg(V^lambda_tau))^2)`` on detached imagined states.
 
 Schedule: Dreamer trains 100 steps every 1000 simulator steps (= one 1000-step episode) after
-5000 prefill steps; here ``updates_per_episode`` updates run at each episode's first step (see
-``avem.agents.planet``: same scheme) and the loop's ``seed_steps = 5000`` is the prefill.
+5000 prefill steps; here ``updates_per_episode`` updates run at each episode's first step (the loop's
+schedule, ``avem.train.schedule``: as PlaNet) and the loop's ``seed_steps = 5000`` is the prefill.
 Acting: ``sample + N(0, 0.3^2)`` noise (clipped) in training; ``explore=False`` returns
 ``tanh(mean)`` (Dreamer v1 takes the most likely of 100 samples) and filters with the posterior mean.
 
@@ -48,7 +48,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from avem.agents.base import obs_dim
-from avem.agents.planet import episode_just_started, mean_metrics
 from avem.agents.registry import register
 from avem.models.rssm import RSSM, RSSMConfig
 from avem.nets.distributions import TanhNormal
@@ -241,12 +240,7 @@ class DreamerAgent:
         return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
-        """``updates_per_episode`` updates at an episode's first step, else nothing (returns {})."""
-        if not episode_just_started(buffer):
-            return {}
-        return mean_metrics([self._update_once(buffer) for _ in range(self.cfg.updates_per_episode)])
-
-    def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One update: world model, then actor and value on imagined trajectories."""
         cfg = self.cfg
         raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
         # 1. world model

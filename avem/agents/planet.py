@@ -8,10 +8,9 @@ action by importance weights, so it cannot be configured as PlaNet's CEM).
 
 Schedule (paper, Algorithm 1): ``S = 5`` seed episodes of random actions (the loop's
 ``seed_steps = 5000`` on 1000-step episodes), then alternately ``C = 100`` model updates and one
-collected episode. The loop calls ``update`` after every agent step; this agent runs its
-``updates_per_episode`` updates at the first step of each episode (i.e. once the previous episode
-is in the buffer) and does nothing on the other steps, so the update-to-data ratio is the paper's
-whatever the action repeat. The only shift from the paper: the first action of an episode is
+collected episode. The loop runs ``updates_per_episode`` updates at the first step of each episode
+(i.e. once the previous episode is in the buffer; ``avem.train.schedule``) and none on the other
+steps, so the update-to-data ratio is the paper's whatever the action repeat. The only shift from the paper: the first action of an episode is
 planned before, not after, that round of updates.
 
 Acting: filter the observation (``RSSM.obs_step``), plan with CEM from the filtering state,
@@ -131,16 +130,6 @@ class PlaNetConfig(RSSMConfig):
                 raise ValueError(msg)
 
 
-def episode_just_started(buffer: ReplayBuffer) -> bool:
-    """True when the newest row is the first transition of an episode (the previous one is complete)."""
-    return buffer.size >= 2 and bool(buffer.data["is_first"][buffer.size - 2])
-
-
-def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Average a list of per-update metric dicts key by key."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
-
-
 class PlaNetAgent:
     """``obs: (obs_dim,)`` -> filtering state ``[h, z]`` -> CEM over ``(H, act_dim)`` -> first action."""
 
@@ -181,22 +170,16 @@ class PlaNetAgent:
         return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
-        """``updates_per_episode`` model updates at an episode's first step, else nothing (returns {})."""
-        if not episode_just_started(buffer):
-            return {}
-        rows = [self._update_once(buffer) for _ in range(self.cfg.updates_per_episode)]
-        metrics = mean_metrics(rows)
-        if self._plan_returns:
-            metrics["plan_return"] = float(np.mean(self._plan_returns))
-            self._plan_returns = []
-        return metrics
-
-    def _update_once(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One model update; the first after acting also reports ``plan_return``, the mean CEM elite return since."""
         cfg = self.cfg
         raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
         out, grad_norm = self.model.train_step(self.opt, raw, self.gen)
         self.num_updates += 1
-        return {**out.metrics, "model_grad_norm": float(grad_norm)}
+        metrics = {**out.metrics, "model_grad_norm": float(grad_norm)}
+        if self._plan_returns:
+            metrics["plan_return"] = float(np.mean(self._plan_returns))
+            self._plan_returns = []
+        return metrics
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state(),

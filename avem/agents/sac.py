@@ -69,14 +69,11 @@ class SACAgent:
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         k, cfg = self.cfg.frame_stack, self.cfg
-        metrics: dict[str, float] = {}
-        for _ in range(cfg.updates_per_step):
-            b = {key: torch.from_numpy(v) for key, v in buffer.sample(self.rng, cfg.batch_size, k + 1).items()}
-            obs = b["obs"]
-            feat, next_feat = obs[:, :k].flatten(1), obs[:, 1:].flatten(1)
-            discount = 1.0 - b["is_terminal"][:, k].float()
-            metrics = self.ac.update(feat, b["action"][:, k], b["reward"][:, k], next_feat, discount)
-        return metrics
+        b = {key: torch.from_numpy(v) for key, v in buffer.sample(self.rng, cfg.batch_size, k + 1).items()}
+        obs = b["obs"]
+        feat, next_feat = obs[:, :k].flatten(1), obs[:, 1:].flatten(1)
+        discount = 1.0 - b["is_terminal"][:, k].float()
+        return self.ac.update(feat, b["action"][:, k], b["reward"][:, k], next_feat, discount)
 
     def state_dict(self) -> dict:
         return {"nets": self.ac.state_dict(), "optim": self.ac.optim_state(),

@@ -29,6 +29,7 @@ from avem.train import checkpoint, faults, rundir
 from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
 from avem.train.replay import ReplayBuffer
+from avem.train.schedule import UpdateSchedule, mean_metrics
 from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, flatten, tracking_uri
 
 EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
@@ -48,6 +49,8 @@ class LoopState:
     metric_rows: list = field(default_factory=list)
     heldout: list = field(default_factory=list)
     """The latest evaluation's first episodes as replay rows: held-out data for the model diagnostics."""
+    update_credit: float = 0.0
+    """Updates accrued but not yet run (``avem.train.schedule``)."""
 
 
 def env_task(run: RunConfig, agent_cfg) -> str:
@@ -210,6 +213,7 @@ class _Training:
     state: LoopState
     progress: _Progress
     stop: faults.StopSignals
+    schedule: UpdateSchedule
 
 
 def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
@@ -257,7 +261,8 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
                           status="running", reason=None)
     t = _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
-                  _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"), faults.StopSignals())
+                  _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"), faults.StopSignals(),
+                  UpdateSchedule.of(agent_cfg))
     try:
         with t.stop, faults.nan_guard(lambda: state.sim_step):
             _train_episodes(t)
@@ -322,7 +327,7 @@ def _train_episodes(t: _Training) -> None:
         random_episode = state.sim_step < run.seed_steps
         learning = state.sim_step >= run.seed_steps and state.episode >= 1
         agent_state, ep_return, sums, counts = agent.initial_state(), 0.0, defaultdict(float), defaultdict(int)
-        t0, start_step, done = time.perf_counter(), state.sim_step, False
+        t0, start_step, done, first_step = time.perf_counter(), state.sim_step, False, True
         while not done:
             if random_episode:
                 action, extras = t.rng.uniform(-1.0, 1.0, act_dim).astype(np.float32), {}
@@ -333,9 +338,10 @@ def _train_episodes(t: _Training) -> None:
             buffer.add(obs, action, float(reward), False, terminated, extras)
             ep_return += float(reward)
             if learning:
-                for k, v in faults.check_finite(agent.update(buffer), state.sim_step).items():
+                for k, v in faults.check_finite(_update(t, first_step), state.sim_step).items():
                     sums[k] += v
                     counts[k] += 1
+            first_step = False
             t.progress.update(run.action_repeat)
             if state.sim_step % run.eval_every == 0 or state.sim_step == run.steps:
                 _evaluate(t)
@@ -352,6 +358,12 @@ def _train_episodes(t: _Training) -> None:
         if state.sim_step - state.last_checkpoint >= run.checkpoint_every or state.sim_step >= run.steps:
             state.last_checkpoint = state.sim_step
             _checkpoint(t)
+
+
+def _update(t: _Training, first_step: bool) -> dict[str, float]:
+    """The updates due after this agent step (``avem.train.schedule``); their metrics' mean ({} for none)."""
+    n, t.state.update_credit = t.schedule.due(t.state.update_credit, first_step)
+    return mean_metrics([t.agent.update(t.buffer) for _ in range(n)])
 
 
 def _write_tables(out: Path, state: LoopState, always_metrics: bool = False) -> None:

@@ -70,7 +70,7 @@ def throughput() -> list[str]:
     box = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
     agent = DreamerAgent(box, gym.spaces.Box(-1, 1, (1,), np.float32), DreamerConfig(), 0)
     t0 = time.perf_counter()
-    agent._update_once(buf)
+    agent.update(buf)
     lines.append(f"Dreamer update at paper sizes (50x50 windows, 2500 x 15 imagined steps): "
                  f"{time.perf_counter() - t0:.2f} s/update")
     return lines

@@ -6,7 +6,7 @@ the tree under test), so it uses only interfaces that commit 81a92ea already had
 
 Measured on one thread, after 4 random episodes fill the replay buffer and one warm-up call each:
 - ``decisions_per_s``: ``agent.act(obs, state, explore=True)`` inside an episode;
-- ``updates_per_s``: single gradient updates (``_update_once`` where the agent has it, else ``update``);
+- ``updates_per_s``: single gradient updates (``_update_once`` where the agent has it, as at 81a92ea, else ``update``: one update);
 - ``env_steps_per_s``: ``env.step`` with random actions (agent steps; each is ``action_repeat`` simulator steps);
 - ``flops_per_decision`` / ``flops_per_update``: counted by ``torch.utils.flop_counter`` (matmuls,
   convolutions; elementwise work is not counted);
