@@ -10,9 +10,12 @@ on one core (training plus the study's 10 x 10 evaluation episodes; an estimate 
 start-up excluded), the achieved GFLOP/s of acting and of updating (matmul FLOPs counted by
 ``torch.utils.flop_counter``) against the machine's one-core float32 matmul peak measured in the
 same worker, and the ratios to the reference commit. ``sac`` is also compared with ``sb3-sac``.
+Each (agent, tree) is measured ``--repeats`` times, the trees alternating; the table shows medians.
+``--preset AGENT:KEY=VALUE`` adds a row for an agent with config overrides (a CPU preset such as
+``dreamer:imagine_starts=256``).
 
-Usage: ``python3 tests/benchmarks/bench_throughput.py [--agents A ...] [--task cartpole-swingup-pos]
-[--ref 81a92ea] [--budget 3] [--out /tmp/bench_throughput.json]``
+Usage: ``python3 tests/benchmarks/bench_throughput.py [--agents A ...] [--preset AGENT:KEY=VALUE ...]
+[--task cartpole-swingup-pos] [--ref 81a92ea] [--budget 3] [--repeats 3] [--out /tmp/bench_throughput.json]``
 """
 from __future__ import annotations
 
@@ -27,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]  # this tree's avem, whatever is installed
 from common import header  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
 EVAL_EPISODES = 100
 """Evaluation episodes of a 100k run at the study's settings (every 10k steps, 10 episodes)."""
@@ -45,10 +48,10 @@ def extract(ref: str, dest: Path) -> Path:
     return dest
 
 
-def measure(tree: Path, agent: str, task: str, budget: float) -> dict:
+def measure(tree: Path, agent: str, task: str, budget: float, sets: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(WORKER), agent, task, str(budget)], capture_output=True, text=True,
-                          env=env, cwd=tree)
+    proc = subprocess.run([sys.executable, str(WORKER), agent, task, str(budget), *sets], capture_output=True,
+                          text=True, env=env, cwd=tree)
     if proc.returncode != 0:
         return {"agent": agent, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     row = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -81,34 +84,48 @@ def main() -> None:
     p.add_argument("--task", default="cartpole-swingup-pos")
     p.add_argument("--ref", default="81a92ea")
     p.add_argument("--budget", type=float, default=3.0, help="seconds per timed quantity")
+    p.add_argument("--repeats", type=int, default=3, help="measurements per (agent, tree); medians are shown")
+    p.add_argument("--preset", nargs="*", default=[], help="AGENT:KEY=VALUE rows with config overrides")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_throughput.json"))
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT))
     from avem.agents import registry
-    agents = args.agents or registry.names()
+    entries = [(a, []) for a in (args.agents if args.agents is not None else registry.names())]
+    for item in args.preset:
+        agent, _, kv = item.partition(":")
+        entries.append((agent, kv.split(",")))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ref_tree = extract(args.ref, Path(tmp))
-        for i, agent in enumerate(agents):
-            trees = [("new", ROOT), ("ref", ref_tree)]
-            for label, tree in trees if i % 2 == 0 else trees[::-1]:
-                rows.append({"tree": label, **derive(measure(tree, agent, args.task, args.budget))})
-                print(f"{agent} ({label}): " + json.dumps({k: rows[-1].get(k) for k in
-                      ("agent_steps_per_s", "decisions_per_s", "updates_per_s", "error")}), file=sys.stderr, flush=True)
+        for rep in range(args.repeats):
+            for i, (agent, sets) in enumerate(entries):
+                trees = [("new", ROOT), ("ref", ref_tree)]
+                for label, tree in trees if (i + rep) % 2 == 0 else trees[::-1]:
+                    rows.append({"tree": label, "repeat": rep, **derive(measure(tree, agent, args.task, args.budget, sets))})
+                    print(f"{rows[-1]['agent']} ({label}, {rep}): " + json.dumps({k: rows[-1].get(k) for k in (
+                        "agent_steps_per_s", "decisions_per_s", "updates_per_s", "error")}), file=sys.stderr, flush=True)
     df = pd.DataFrame(rows)
     args.out.write_text(json.dumps(rows, indent=1))
     print(header("bench_throughput"), f"| task {args.task} | one thread | reference {args.ref}")
     print(table(df).to_markdown(index=False, floatfmt=".3g"))
-    new = df[df["tree"] == "new"].set_index("agent")
+    new = medians(df, "new")
     if {"sac", "sb3-sac"} <= set(new.index):
         print(f"\nsac / sb3-sac updates per second: {new.loc['sac', 'updates_per_s'] / new.loc['sb3-sac', 'updates_per_s']:.2f}")
     print(f"one-core float32 matmul peak (1024^3, median over workers): {df['peak_gflops'].median():.1f} GFLOP/s")
 
 
+def medians(df: pd.DataFrame, tree: str) -> pd.DataFrame:
+    """Per agent, the median of each numeric column over the repeats of ``tree`` (the first error, if any)."""
+    part = df[df["tree"] == tree]
+    out = part.groupby("agent", sort=False).median(numeric_only=True)
+    if "error" in part:
+        out["error"] = part.groupby("agent", sort=False)["error"].first()
+    return out
+
+
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per agent: this tree's rates, GFLOP/s, and the ratios to the reference."""
-    new = df[df["tree"] == "new"].set_index("agent")
-    ref = df[df["tree"] == "ref"].set_index("agent").reindex(new.index)
+    """One row per agent: this tree's median rates, GFLOP/s, and the ratios of medians to the reference."""
+    new = medians(df, "new")
+    ref = medians(df, "ref").reindex(new.index)
     out = pd.DataFrame({
         "agent steps/s": new["agent_steps_per_s"], "decisions/s": new["decisions_per_s"],
         "updates/s": new["updates_per_s"], "min per 100k (est.)": new["min_per_100k"],

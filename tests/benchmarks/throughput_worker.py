@@ -1,4 +1,5 @@
-"""One agent's throughput in this process: ``python throughput_worker.py AGENT TASK BUDGET_S`` -> one JSON line.
+"""One agent's throughput in this process: ``python throughput_worker.py AGENT TASK BUDGET_S [KEY=VALUE ...]``
+-> one JSON line (``KEY=VALUE``: agent config overrides, as ``avem train --set``).
 
 Imports whichever ``avem`` is first on ``sys.path`` (``bench_throughput.py`` sets ``PYTHONPATH`` to
 the tree under test), so it uses only interfaces that commit 81a92ea already had: ``resolve``,
@@ -48,6 +49,7 @@ def peak_gflops(n: int = 1024, budget_s: float = 1.0) -> float:
 
 def main() -> None:
     agent_name, task, budget = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    sets = dict(item.split("=", 1) for item in sys.argv[4:])
     torch.set_num_threads(1)
     import avem
     from avem.agents import registry
@@ -55,7 +57,7 @@ def main() -> None:
     from avem.train.loop import make_envs
     from avem.train.replay import ReplayBuffer
 
-    run, cfg = resolve(agent_name, task, seed=0)
+    run, cfg = resolve(agent_name, task, seed=0, sets=sets)
     env, _ = make_envs(run, cfg)
     agent = registry.build(agent_name, env.observation_space, env.action_space, cfg, 0)
     act_dim = int(env.action_space.shape[0])
@@ -95,7 +97,7 @@ def main() -> None:
     one_update = getattr(agent, "_update_once", None) or agent.update
     has_updates = bool(one_update(buffer)) or hasattr(agent, "num_updates")  # the random agent has none
     upd_sec, updates = timed(lambda: one_update(buffer), budget)
-    out = {"agent": agent_name, "task": task, "avem": avem.__file__, "action_repeat": run.action_repeat,
+    out = {"agent": agent_name + "".join(f" {k}={v}" for k, v in sets.items()), "task": task, "avem": avem.__file__, "action_repeat": run.action_repeat,
            "episode_agent_steps": episode_steps, "env_steps_per_s": 1.0 / env_sec,
            "decisions_per_s": 1.0 / act_sec, "decisions_timed": decisions,
            "updates_per_s": 1.0 / upd_sec if has_updates else float("nan"), "updates_timed": updates,
