@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument("--steps", type=int, default=100_000, help="budget in SIMULATOR steps")
         t.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                        help="override hyperparameters: --set a=1 b=2, or --set repeated; unknown keys are an error")
+        t.add_argument("--tiny", action="store_true",
+                       help="the agent's tiny preset (small sizes for smoke tests), under any --set")
         if name == "train":
             t.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
     pr = sub.add_parser("probe", help="linear probes from a trained run's latent state (writes probe.csv)")
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from avem.train import config as cfgmod
     from avem.train import rundir
     try:
-        run, agent_cfg = cfgmod.resolve(args.agent, args.task, args.seed, args.steps, cfgmod.parse_sets(args.sets))
+        run, agent_cfg = cfgmod.resolve(args.agent, args.task, args.seed, args.steps, cfgmod.parse_sets(args.sets),
+                                       tiny=args.tiny)
         if args.command == "config":
             print(yaml.safe_dump(cfgmod.to_dict(run, agent_cfg), sort_keys=False), end="")
             return 0

@@ -73,6 +73,8 @@ class Study:
     train_resources: dict
     probe_agents: tuple[str, ...]
     probe_tasks: tuple[str, ...]
+    tiny: bool = False
+    """Every agent at its ``tiny`` preset (``avem train --tiny``): the quick and CI studies."""
 
     @classmethod
     def from_config(cls, config: dict) -> "Study":
@@ -90,7 +92,8 @@ class Study:
                    sets=dict(config.get("set") or {}), threads=int(config.get("threads", 1)),
                    train_resources=dict((config.get("resources") or {}).get("train") or {}),
                    probe_agents=tuple(probe.get("agents") or ()),
-                   probe_tasks=tuple(probe["tasks"]) if probe.get("tasks") is not None else tasks)
+                   probe_tasks=tuple(probe["tasks"]) if probe.get("tasks") is not None else tasks,
+                   tiny=bool(config.get("tiny", False)))
 
     # ---- expansion ------------------------------------------------------------------------
     @property
@@ -125,9 +128,9 @@ class Study:
         return int(self.run_sets(agent).get("steps", self.steps))
 
     def set_args(self, agent: str) -> str:
-        """``--set k=v ...`` for the command line, shell-quoted (``steps`` is passed as ``--steps``)."""
+        """``[--tiny] --set k=v ...`` for the command line, shell-quoted (``steps`` is passed as ``--steps``)."""
         items = [f"{k}={_cli_value(v)}" for k, v in self.run_sets(agent).items() if k != "steps"]
-        return " ".join(f"--set {shlex.quote(i)}" for i in items)
+        return " ".join(["--tiny"] * self.tiny + [f"--set {shlex.quote(i)}" for i in items])
 
     def threads_of(self, agent: str) -> int:
         return int(self.run_sets(agent).get("threads", self.threads))
@@ -187,7 +190,7 @@ class Study:
             reported: set[str] = set()
             for task in good_tasks:
                 try:
-                    run, _ = resolve(entry.name, task, self.seeds[0], steps, sets)
+                    run, _ = resolve(entry.name, task, self.seeds[0], steps, sets, tiny=self.tiny)
                 except (KeyError, ValueError) as e:
                     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
                     if msg not in reported:  # the same bad override fails on every task: say it once

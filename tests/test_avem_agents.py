@@ -16,10 +16,8 @@ from avem.train.schedule import UpdateSchedule, mean_metrics
 
 torch.set_num_threads(1)
 
-# tiny sizes so all ten variants train in seconds
-TINY = dict(deter=16, stoch=4, model_hidden=16, hidden=16, batch_size=4, seq_len=8, critic_burn_in=2,
-            iw_samples=2, plan_samples=8, plan_horizon=2, plan_iterations=2, plan_info_gain_samples=2,
-            beta_ml_anneal_steps=50)
+TINY = {**registry.get("avem-gen-ml-learned-plan").tiny(), "critic_burn_in": 2, "beta_ml_anneal_steps": 50}
+"""The tiny preset, with a short burn-in and beta_ml annealed within these short runs."""
 
 
 class PointMass(gym.Env):

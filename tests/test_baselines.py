@@ -212,8 +212,7 @@ def test_crash_then_resume_matches_uninterrupted_run(name, tmp_path, monkeypatch
 
     In-process: the globals (torch's and numpy's RNGs) keep moving after the crash, so anything
     the checkpoint forgets shows up as a different evaluation."""
-    sets = {**TINY_RUN, **registry.get(name).config_cls.tiny_overrides}
-    run, cfg = resolve(name, "cartpole-swingup-pos", seed=0, steps=4000, sets=sets)
+    run, cfg = resolve(name, "cartpole-swingup-pos", seed=0, steps=4000, sets=TINY_RUN, tiny=True)
     loop.train(run, cfg, tmp_path / "ref")
     original, calls = loop._checkpoint, []
 

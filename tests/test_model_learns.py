@@ -25,8 +25,7 @@ EXTRA = {"planet": {"updates_per_episode": 500}, "dreamer": {"updates_per_episod
 @pytest.mark.slow
 @pytest.mark.parametrize("name", GENERATIVE)
 def test_world_model_learns_dynamics_at_a_tiny_size(name, tmp_path):
-    sets = {**RUN, **getattr(registry.get(name).config_cls, "tiny_overrides", {}), **EXTRA.get(name, {})}
-    run, cfg = resolve(name, "pendulum-swingup-pos", seed=0, steps=STEPS, sets=sets)
+    run, cfg = resolve(name, "pendulum-swingup-pos", seed=0, steps=STEPS, sets={**RUN, **EXTRA.get(name, {})}, tiny=True)
     loop.train(run, cfg, tmp_path / "run")
     met = pd.read_csv(tmp_path / "run" / "metrics.csv")
     learning = met.dropna(subset=["train/kl_grad_frac"])

@@ -28,16 +28,9 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "avem.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _tiny_overrides(name: str) -> dict:
-    """Small sizes for any registered agent: the generic tiny run plus the config class's own ``tiny_overrides``."""
-    spec = registry.get(name)
-    return dict(getattr(spec.config_cls, "tiny_overrides", {}))
-
-
 @pytest.mark.parametrize("name", registry.names())
 def test_every_registered_agent_trains_and_evaluates(name, tmp_path):
-    sets = {**TINY_RUN, **_tiny_overrides(name)}
-    run, cfg = resolve(name, TASK, seed=0, steps=2000, sets=sets)
+    run, cfg = resolve(name, TASK, seed=0, steps=2000, sets=TINY_RUN, tiny=True)
     result = loop.train(run, cfg, tmp_path / "run")
     ev = pd.read_csv(tmp_path / "run" / "eval.csv")
     assert result["status"] == "finished"

@@ -90,8 +90,8 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
 
     tiny_overrides: ClassVar[dict] = {
         "hidden": 32, "deter": 32, "stoch": 8, "model_hidden": 32, "batch_size": 8, "seq_len": 16,
-        "iw_samples": 2, "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3}
-    """Small sizes for smoke tests (not a field; the same as workflows/config/ci.yaml)."""
+        "iw_samples": 2, "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3, "plan_info_gain_samples": 2}
+    """The ``tiny`` preset (not a field; ``AgentSpec.tiny``): small sizes for smoke tests and the quick and CI studies."""
 
     def validate(self) -> None:
         """Reject invalid switch combinations and values before anything runs."""

@@ -26,6 +26,11 @@ class AgentSpec:
     defaults: dict = field(default_factory=dict)
     """Overrides of ``config_cls`` defaults for this entry (variants share one config class)."""
 
+    def tiny(self) -> dict:
+        """The ``tiny`` preset: the config class's ``tiny_overrides`` (small sizes for smoke tests, the quick
+        and CI studies, ``avem train --tiny``); {} for a class without them."""
+        return dict(getattr(self.config_cls, "tiny_overrides", {}))
+
     def make_config(self, overrides: dict | None = None):
         """The entry's config with ``defaults`` then ``overrides`` applied (already typed)."""
         values = {**self.defaults, **(overrides or {})}

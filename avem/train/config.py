@@ -120,10 +120,13 @@ def _fields(cls: type) -> set[str]:
 
 
 def resolve(agent: str, task: str, seed: int = 0, steps: int = 100_000,
-            sets: dict[str, Any] | None = None) -> tuple[RunConfig, Any]:
+            sets: dict[str, Any] | None = None, tiny: bool = False) -> tuple[RunConfig, Any]:
     """Build and validate ``(RunConfig, agent config)``. ``sets`` keys may be bare or prefixed
-    ``run.``/``agent.``; unknown or ambiguous keys raise ``ValueError`` listing the known ones."""
+    ``run.``/``agent.``; unknown or ambiguous keys raise ``ValueError`` listing the known ones.
+    ``tiny``: the agent's ``tiny`` preset (``AgentSpec.tiny``) under ``sets``."""
     spec = registry.get(agent)
+    if tiny:
+        sets = {**{f"agent.{k}": v for k, v in spec.tiny().items()}, **(sets or {})}
     run_fields = _fields(RunConfig) - {"task", "agent"}
     agent_fields = _fields(spec.config_cls)
     run_kw: dict[str, Any] = {}
