@@ -62,3 +62,19 @@ def test_cli_set_takes_several_items_after_one_flag_and_repeats(capsys):
                      "batch_size=16", "--set", "actor_lr=1e-3"]) == 0
     out = capsys.readouterr().out
     assert "hidden: 32" in out and "batch_size: 16" in out and "actor_lr: 0.001" in out
+
+
+def test_the_tiny_preset_applies_by_name_under_explicit_sets(capsys):
+    """``tiny=True`` / ``--tiny`` / study ``tiny: true`` apply the config class's ``tiny_overrides``; a --set wins."""
+    from avem import cli
+    from avem.agents import registry
+    from avem.study import Study
+    tiny = registry.get("planet").tiny()
+    _, cfg = resolve("planet", "cartpole-swingup-pos", tiny=True, sets={"deter": 24})
+    assert cfg.deter == 24 and cfg.plan_candidates == tiny["plan_candidates"] != resolve("planet", "cartpole-swingup-pos")[1].plan_candidates
+    assert cli.main(["config", "--agent", "sac", "--task", "cartpole-swingup-pos", "--tiny"]) == 0
+    assert f"hidden: {registry.get('sac').tiny()['hidden']}" in capsys.readouterr().out
+    base = dict(tasks=["cartpole-swingup-pos"], agents={"sac": None}, seeds=[0], steps=2000,
+                eval={"every": 1000, "episodes": 1}, experiment="x", budgets=[2000])
+    assert Study.from_config({**base, "tiny": True}).set_args("sac").startswith("--tiny ")
+    assert "--tiny" not in Study.from_config(base).set_args("sac")

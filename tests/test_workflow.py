@@ -132,9 +132,9 @@ BAD_STUDY = {
     "invalid switch combination": (lambda c: c["agents"].update({"avem-disc-uniform": {"set": {"planning": True}}}),
                                    "agents.avem-disc-uniform on task 'cartpole-swingup-pos': model='discriminative' "
                                    "conflicts with planning=True"),
-    "unknown override": (lambda c: c["agents"]["sac"]["set"].update(hiden=32),
+    "unknown override": (lambda c: c["agents"].update(sac={"set": {"hiden": 32}}),
                          "agents.sac on task 'cartpole-swingup-pos': unknown key 'hiden' for agent 'sac'"),
-    "override of wrong type": (lambda c: c["agents"]["sac"]["set"].update(hidden="big"),
+    "override of wrong type": (lambda c: c["agents"].update(sac={"set": {"hidden": "big"}}),
                                "agents.sac on task 'cartpole-swingup-pos': SACConfig.hidden expects int, got 'big'"),
     "budget not a multiple of the action repeat": (
         lambda c: c.update(steps=2004, budgets=[2004]),
@@ -143,7 +143,7 @@ BAD_STUDY = {
                                       "budgets: 1500 is not an evaluation step of agent 'sac'"),
     "probe agent not in the study": (lambda c: c["probe"].update(agents=["dreamer"]),
                                      "probe.agents: 'dreamer' is not one of the study's agents"),
-    "reserved override": (lambda c: c["agents"]["sac"]["set"].update(experiment="x"),
+    "reserved override": (lambda c: c["agents"].update(sac={"set": {"experiment": "x"}}),
                           "agents.sac.set: ['experiment'] are set by the study itself"),
 }
 
@@ -160,7 +160,7 @@ def test_study_check_rejects_bad_entry(case: str) -> None:
 
 def test_study_check_lists_every_problem_once() -> None:
     cfg = ci_config()
-    cfg["agents"]["sac"]["set"]["hiden"] = 1
+    cfg["agents"]["sac"] = {"set": {"hiden": 1}}
     cfg["tasks"].append("reacher-easy-pos")  # the same bad key fails on both tasks: said once
     cfg["budgets"] = [1500]
     with pytest.raises(avem_study.StudyError) as err:
