@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from avem.train import rundir
+
 RESERVED_SETS = ("task", "agent", "seed", "experiment")
 """Run keys a study sets itself: an agent's ``set`` may not override them."""
 
@@ -53,7 +55,7 @@ class Run:
     seed: int
 
     def path(self, runs_dir: str | Path) -> Path:
-        return Path(runs_dir) / self.task / self.agent / f"seed{self.seed}"
+        return rundir.run_path(runs_dir, self.task, self.agent, self.seed)
 
 
 @dataclass(frozen=True)

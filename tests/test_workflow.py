@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from avem import study as avem_study
+from avem.train import rundir
 from tests.conftest import SNAKEMAKE, tool_env
 from avem.agents import registry
 
@@ -322,8 +323,8 @@ def test_ci_study_runs_every_stage(ci_run) -> None:
         assert info["status"] == "finished" and info["tracking_uri"] == store["tracking_uri"]
         mlrun = client.get_run(info["mlflow_run_id"])  # run.json links to its MLflow run
         assert mlrun.info.status == "FINISHED" and mlrun.info.experiment_id == store["experiment_id"]
-        assert (logs / "train" / run.task / run.agent / f"seed{run.seed}.log").exists()
-        assert (res / "benchmarks" / "train" / run.task / run.agent / f"seed{run.seed}.tsv").exists()
+        assert (logs / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.log").exists()
+        assert (res / "benchmarks" / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.tsv").exists()
     if avem_study.has_probe():
         for run in s.probe_runs():
             assert (run.path(res / "runs") / "probe.csv").exists()
@@ -365,7 +366,7 @@ def test_ci_study_report_rerun_and_figures_target(ci_run) -> None:
     before = target.read_text()
     again = snakemake(work, "--cores", "1", "--configfile", str(CI), "--force", str(target.relative_to(work)))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    log = work / cfg["logs_dir"] / "train" / run.task / run.agent / f"seed{run.seed}.log"
+    log = work / cfg["logs_dir"] / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.log"
     assert "already finished; nothing to do" in log.read_text() and target.read_text() == before
     # the figures target: figures from the runs on disk, never training
     figs = snakemake(work, "figures", "--cores", "1", "--configfile", str(CI))  # target first: --configfile takes 1+

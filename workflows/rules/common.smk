@@ -16,6 +16,7 @@ from snakemake.utils import min_version
 
 from avem import results as avem_results
 from avem import study as avem_study
+from avem.train import rundir
 
 min_version("9.0")
 
@@ -37,7 +38,7 @@ REPORT_ITEMS = f"{RESULTS}/report"
 STORE = f"{RESULTS}/mlflow/store.json"
 EXPECTED = f"{TABLES}/expected.csv"
 FIGURES_STAMP = f"{LOGS}/figures.stamp"
-RUN_DIR = f"{RUNS}/{{task}}/{{agent}}/seed{{seed}}"
+RUN_DIR = f"{RUNS}/{rundir.RUN_PATH}"  # a wildcard pattern: {task}/{agent}/seed{seed}
 
 # One MLflow store for the whole study; every job gets this URI (also exported on a cluster,
 # see workflows/profiles/slurm). A SQLite default path is absolute so every job agrees on it.
@@ -88,12 +89,12 @@ def train_store(wildcards):
 def run_outputs(runs):
     """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
     return [
-        f"{r.path(RUNS)}/{name}" for r in runs for name in ("eval.csv", "metrics.csv")
+        f"{r.path(RUNS)}/{name}" for r in runs for name in (rundir.EVAL, rundir.METRICS)
     ]
 
 
 def probe_outputs(runs):
-    return [f"{r.path(RUNS)}/probe.csv" for r in runs] if HAS_PROBE else []
+    return [f"{r.path(RUNS)}/{rundir.PROBE}" for r in runs] if HAS_PROBE else []
 
 
 def figures_only():
@@ -109,9 +110,9 @@ def collect_inputs(wildcards):
     timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
         return [FIGURES_STAMP] + [
-            f"{r.path(RUNS)}/run.json"
+            f"{r.path(RUNS)}/{rundir.RUN_JSON}"
             for r in STUDY.runs()
-            if os.path.exists(f"{r.path(RUNS)}/run.json")
+            if os.path.exists(f"{r.path(RUNS)}/{rundir.RUN_JSON}")
         ]
     return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())
 
