@@ -12,9 +12,7 @@ from typing import ClassVar
 
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
-
-MODELS = ("discriminative", "generative")
-ACTION_PRIORS = ("uniform", "learned")
+from avem.variants import ACTION_PRIORS, MODELS
 
 
 @dataclass(frozen=True)
