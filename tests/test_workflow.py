@@ -184,15 +184,18 @@ def test_study_expansion() -> None:
     assert avem_study._cli_value([1, 2]) == "[1, 2]" and avem_study._cli_value(1e-3) == "0.001"
 
 
-def test_read_manifest_shapes(tmp_path: Path) -> None:
+def test_manifest_written_then_read(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "a.pdf").write_bytes(b"x")
-    for data in ([{"file": "a.png", "caption": "A."}, {"file": "a.pdf", "caption": "A."}],
-                 {"files": [{"path": "a.png", "caption": "A."}]}, {"a.png": "A."}):
-        (tmp_path / "manifest.json").write_text(json.dumps(data))
-        items = avem_study.read_manifest(tmp_path / "manifest.json")
-        assert items == {"figures/a.png": {"path": str(tmp_path / "a.png"), "caption": "A."}}
-    (tmp_path / "manifest.json").write_text(json.dumps([{"file": "gone.png", "caption": ""}]))
+    written = avem_study.write_manifest(tmp_path, [("a.png", "A."), ("a.pdf", "A.")])
+    assert json.loads((tmp_path / "manifest.json").read_text()) == written
+    items = avem_study.read_manifest(tmp_path / "manifest.json")
+    assert items == {"figures/a.png": {"path": str(tmp_path / "a.png"), "caption": "A."}}
+    for other in ({"files": [{"path": "a.png", "caption": "A."}]}, {"a.png": "A."}, [{"path": "a.png"}]):
+        (tmp_path / "manifest.json").write_text(json.dumps(other))  # not the shape analysis writes
+        with pytest.raises(ValueError, match="manifest"):
+            avem_study.read_manifest(tmp_path / "manifest.json")
+    avem_study.write_manifest(tmp_path, [("gone.png", "")])
     with pytest.raises(ValueError, match="gone.png"):
         avem_study.read_manifest(tmp_path / "manifest.json")
 

@@ -119,7 +119,7 @@ def collect_inputs(wildcards):
 
 def manifest_items():
     """`{kind/name: {path, caption}}` from the figure manifest (after the `plot` checkpoint)."""
-    manifest = os.path.join(checkpoints.plot.get().output[0], "manifest.json")
+    manifest = os.path.join(checkpoints.plot.get().output[0], avem_study.MANIFEST)
     return avem_study.read_manifest(manifest)
 
 
