@@ -10,8 +10,7 @@ everything directly.
 
 Also here: the tracking store (``default_tracking_uri``: one SQLite store per results
 directory; ``create_store``: the store and the experiment, created once before any training
-job starts), the figure manifest (its writer and reader), and whether the probe / analysis
-stages exist yet.
+job starts), and the figure manifest (its writer and reader).
 """
 from __future__ import annotations
 
@@ -303,19 +302,3 @@ def read_manifest(path: str | Path) -> dict[str, dict]:
         out[key] = {"path": str(p), "caption": str(caption or "").strip()}
     return out
 
-
-def has_probe() -> bool:
-    """Whether ``avem probe`` exists yet (the probe stage runs only then)."""
-    from avem import cli
-
-    parser = cli._parser()
-    sub = next((a for a in parser._actions if a.dest == "command"), None)
-    return sub is not None and "probe" in (sub.choices or {})
-
-
-def has_analysis() -> bool:
-    """Whether ``python -m analysis`` exists yet (the aggregation and figure stages run only then)."""
-    import importlib.util
-
-    return importlib.util.find_spec("analysis") is not None and \
-        importlib.util.find_spec("analysis.__main__") is not None

@@ -29,10 +29,6 @@ CONFIG_DIR = ROOT / "workflows" / "config"
 SCHEMA = CONFIG_DIR / "schema.yaml"
 FULL, QUICK, CI = (CONFIG_DIR / f"{n}.yaml" for n in ("config", "quick", "ci"))
 
-NEEDS_ANALYSIS = pytest.mark.skipif(
-    not avem_study.has_analysis(),
-    reason="`python -m analysis` (analysis/__main__.py) is not installed yet: the tables/figures stages cannot run")
-
 # Snakemake's lint asks every rule for a conda env or container. Justified, not fixed: every rule
 # runs this repository's own code (`avem`, `python -m analysis`) in the one environment README's
 # set-up command installs from requirements.lock; a per-rule env would have to install the repo.
@@ -328,13 +324,10 @@ def test_ci_study_runs_every_stage(ci_run) -> None:
         assert mlrun.info.status == "FINISHED" and mlrun.info.experiment_id == store["experiment_id"]
         assert (logs / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.log").exists()
         assert (res / "benchmarks" / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.tsv").exists()
-    if avem_study.has_probe():
-        for run in s.probe_runs():
-            assert (run.path(res / "runs") / "probe.csv").exists()
+    for run in s.probe_runs():
+        assert (run.path(res / "runs") / "probe.csv").exists()
     with open(res / "tables" / "expected.csv") as f:
         assert len(list(csv.DictReader(f))) == len(s.runs())
-    if not avem_study.has_analysis():
-        pytest.skip("`python -m analysis` is not installed yet: tables/figures stages not checked")
     for name in ("eval", "metrics", "runs", "probe"):
         assert (res / "tables" / f"{name}.csv").exists(), name
     with open(res / "tables" / "runs.csv") as f:
@@ -346,7 +339,6 @@ def test_ci_study_runs_every_stage(ci_run) -> None:
 
 
 @pytest.mark.slow
-@NEEDS_ANALYSIS
 @pytest.mark.timeout(600)
 def test_ci_study_report_rerun_and_figures_target(ci_run) -> None:
     work, r = ci_run

@@ -11,7 +11,6 @@
 import os
 
 from snakemake.exceptions import WorkflowError
-from snakemake.logging import logger
 from snakemake.utils import min_version
 
 from avem import results as avem_results
@@ -54,17 +53,6 @@ if not os.path.isabs(ANCHORS):
 if not os.path.exists(ANCHORS):
     raise WorkflowError(f"invalid study config: anchors: {config['anchors']!r} does not exist")
 
-# Stages whose code is still being written elsewhere run once it exists; until then say so.
-HAS_ANALYSIS = avem_study.has_analysis()
-HAS_PROBE = avem_study.has_probe()
-if not HAS_ANALYSIS:
-    logger.warning(
-        "avem study: `python -m analysis` is not installed yet: the tables, figures and report "
-        "stages are left out of this run (training and probes only)."
-    )
-if not HAS_PROBE:
-    logger.warning("avem study: `avem probe` does not exist yet: the probe stage is left out.")
-
 
 wildcard_constraints:
     task=r"[a-z_]+-[a-z_]+-[a-z]+",
@@ -94,7 +82,7 @@ def run_outputs(runs):
 
 
 def probe_outputs(runs):
-    return [f"{r.path(RUNS)}/{rundir.PROBE}" for r in runs] if HAS_PROBE else []
+    return [f"{r.path(RUNS)}/{rundir.PROBE}" for r in runs]
 
 
 def figures_only():
@@ -129,11 +117,9 @@ def report_items(wildcards):
 
 
 def all_targets(wildcards):
-    if HAS_ANALYSIS:
-        return [
-            f"{TABLES}/eval.csv",
-            f"{TABLES}/metrics.csv",
-            f"{TABLES}/runs.csv",
-            f"{TABLES}/probe.csv",
-        ] + report_items(wildcards)
-    return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())
+    return [
+        f"{TABLES}/eval.csv",
+        f"{TABLES}/metrics.csv",
+        f"{TABLES}/runs.csv",
+        f"{TABLES}/probe.csv",
+    ] + report_items(wildcards)
