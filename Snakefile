@@ -28,7 +28,7 @@ report: "workflows/report/workflow.rst"
 
 
 rule all:
-    """Every stage the installed code provides: runs, probes, tables, figures (see common.smk)."""
+    """Every stage: runs, probes, tables, figures and their report copies (see common.smk)."""
     input:
         all_targets,
     default_target: True

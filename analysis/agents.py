@@ -1,7 +1,7 @@
 """Agent names -> ablation switches, display order, labels and colours (one mapping for every figure).
 
 AVEM variant names encode their four switches: ``avem-disc-{uniform|learned}`` and
-``avem-gen-{ml|elbo}-{uniform|learned}-{plan|noplan}`` (``avem.agents.avem_config``). A run's
+``avem-gen-{ml|elbo}-{uniform|learned}-{plan|noplan}`` (the naming rule: ``avem.variants``). A run's
 ``config.yaml`` agent section (fields ``model``, ``marginal_likelihood``, ``action_prior``,
 ``planning``) overrides the name when present; the name is used only when the config is absent.
 
@@ -13,14 +13,12 @@ planning the solid line (no planning: dashed).
 """
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
 
-SWITCHES: tuple[str, ...] = ("model", "marginal_likelihood", "action_prior", "planning")
+from avem.variants import SWITCHES, variants
 
-_DISC = re.compile(r"^avem-disc-(uniform|learned)$")
-_GEN = re.compile(r"^avem-gen-(ml|elbo)-(uniform|learned)-(plan|noplan)$")
+_VARIANTS = variants()
 
 # Baselines in a fixed order and colour (model-free browns, model-based purple/pink, the oracle
 # black); any other name gets a stable fallback colour.
@@ -48,14 +46,9 @@ class Switches:
 
 
 def switches_from_name(agent: str) -> Switches | None:
-    """Parse an AVEM variant name; None for baselines and unknown names."""
-    m = _DISC.match(agent)
-    if m:
-        return Switches("discriminative", False, m.group(1), False)
-    m = _GEN.match(agent)
-    if m:
-        return Switches("generative", m.group(1) == "ml", m.group(2), m.group(3) == "plan")
-    return None
+    """The switches of an AVEM variant name (``avem.variants``); None for baselines and unknown names."""
+    sw = _VARIANTS.get(agent)
+    return Switches(**sw) if sw is not None else None
 
 
 def switches_from_config(agent_section: dict | None) -> Switches | None:

@@ -1,8 +1,8 @@
 """Collect run directories into tidy tables, and say which runs are missing, unfinished or unreadable.
 
-Input: ``RUNS/{task}/{agent}/seed{seed}/`` as written by ``avem train`` (``eval.csv``,
-``metrics.csv``, ``config.yaml``, ``run.json``, optional ``probe.csv`` from ``avem probe``) and
-the list of expected runs (columns ``task, agent, seed``).
+Input: ``RUNS/{task}/{agent}/seed{seed}/`` (``avem.train.rundir.run_path``) as written by
+``avem train`` (``eval.csv``, ``metrics.csv``, ``config.yaml``, ``run.json``, optional
+``probe.csv`` from ``avem probe``) and the list of expected runs (columns ``task, agent, seed``).
 
 Output tables (``collect``):
 
@@ -32,6 +32,8 @@ import pandas as pd
 import yaml
 
 from analysis.agents import SWITCHES, switches_from_config, switches_from_name
+from avem.train import rundir
+from avem.train.rundir import EVAL_COLUMNS
 
 FINISHED, RUNNING, MISSING, FAILED = "finished", "running (incomplete)", "missing", "failed (unreadable)"
 FAILED_RUN, INTERRUPTED = "failed", "interrupted"
@@ -39,16 +41,10 @@ STATUSES: tuple[str, ...] = (FINISHED, RUNNING, INTERRUPTED, MISSING, FAILED_RUN
 ENDED_EARLY = {"failed": FAILED_RUN, "interrupted": INTERRUPTED}
 """run.json statuses of runs that ended themselves early -> their ``runs.csv`` status."""
 
-EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
 RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note", "preset",
                *SWITCHES, "switch_source")
 PROBE_COLUMNS = ("task", "agent", "seed", "target_group", "r2", "n_samples", "status")
 KEY = ["task", "agent", "seed"]
-
-
-def run_dir(runs: Path, task: str, agent: str, seed: int) -> Path:
-    """The directory of one run: ``runs/{task}/{agent}/seed{seed}``."""
-    return Path(runs) / task / agent / f"seed{int(seed)}"
 
 
 def read_expected(path: Path) -> pd.DataFrame:
@@ -65,11 +61,7 @@ def read_expected(path: Path) -> pd.DataFrame:
 
 def discover(runs: Path) -> pd.DataFrame:
     """Every ``{task}/{agent}/seed{n}`` directory under ``runs`` (sorted)."""
-    rows = []
-    for d in sorted(Path(runs).glob("*/*/seed*")):
-        if d.is_dir() and d.name[4:].isdigit():
-            rows.append({"task": d.parent.parent.name, "agent": d.parent.name, "seed": int(d.name[4:])})
-    return pd.DataFrame(rows, columns=KEY)
+    return pd.DataFrame([rundir.parse_run_path(d) for d in rundir.find_runs(runs)], columns=KEY)
 
 
 def _switches(agent: str, config: dict | None) -> dict:
@@ -87,9 +79,9 @@ def read_run(path: Path, task: str, agent: str, seed: int) -> tuple[dict, pd.Dat
     row = {"task": task, "agent": agent, "seed": int(seed), "status": MISSING, "final_step": np.nan,
            "final_return": np.nan, "note": ""}
     config = None
-    if (path / "config.yaml").exists():
+    if (path / rundir.CONFIG).exists():
         try:
-            config = yaml.safe_load((path / "config.yaml").read_text())
+            config = yaml.safe_load((path / rundir.CONFIG).read_text())
         except (yaml.YAMLError, OSError, UnicodeDecodeError):
             config = None
     row.update(_switches(agent, config))
@@ -100,15 +92,15 @@ def read_run(path: Path, task: str, agent: str, seed: int) -> tuple[dict, pd.Dat
     problems: list[str] = []
     status, info = None, {}
     try:
-        info = json.loads((path / "run.json").read_text())
+        info = json.loads((path / rundir.RUN_JSON).read_text())
         status = info.get("status")
     except FileNotFoundError:
         problems.append("run.json missing")
     except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError) as e:
         problems.append(f"run.json unreadable ({type(e).__name__})")
 
-    ev = _read_csv(path / "eval.csv", EVAL_COLUMNS, problems, required=status not in ("running", "interrupted"))
-    metrics = _read_csv(path / "metrics.csv", ("step", "episode"), problems, required=False)
+    ev = _read_csv(path / rundir.EVAL, EVAL_COLUMNS, problems, required=status not in ("running", "interrupted"))
+    metrics = _read_csv(path / rundir.METRICS, ("step", "episode"), problems, required=False)
     if ev is not None and not ev.empty:
         ev = ev.assign(task=task, agent=agent, seed=int(seed))  # the directory is the run's identity
         last = ev["step"].max()
@@ -191,20 +183,20 @@ def collect(runs: Path, expected: pd.DataFrame | None = None) -> dict[str, pd.Da
     extra = found.merge(expected[KEY], on=KEY, how="left", indicator=True)
     extra = extra[extra["_merge"] == "left_only"]
     if len(extra):
-        names = ", ".join(f"{r.task}/{r.agent}/seed{r.seed}" for r in extra.itertuples())
+        names = ", ".join(rundir.run_name(r.task, r.agent, r.seed) for r in extra.itertuples())
         print(f"analysis collect: ignoring {len(extra)} run(s) under {runs} not in the expected list: {names}",
               file=sys.stderr)
 
     rows, evals, metrics, probes = [], [], [], []
     for r in expected.itertuples(index=False):
-        path = run_dir(runs, r.task, r.agent, r.seed)
+        path = rundir.run_path(runs, r.task, r.agent, int(r.seed))
         row, ev, met = read_run(path, r.task, r.agent, r.seed)
         rows.append({**row, "preset": getattr(r, "preset", "")})
         if ev is not None:
             evals.append(ev)
         if met is not None:
             metrics.append(met)
-        pr = read_probe(path / "probe.csv", r.task, r.agent, r.seed) if row["status"] != MISSING else None
+        pr = read_probe(path / rundir.PROBE, r.task, r.agent, r.seed) if row["status"] != MISSING else None
         if pr is not None:
             probes.append(pr)
 
@@ -246,7 +238,7 @@ def missing_note(runs_table: pd.DataFrame, agents=None, tasks=None, limit: int =
         bad = bad[bad["task"].isin(list(tasks))]
     if bad.empty:
         return None
-    items = [f"{r.task}/{r.agent}/seed{r.seed} ({r.status}" + (f": {r.note})" if r.status == FAILED_RUN else ")")
+    items = [f"{rundir.run_name(r.task, r.agent, r.seed)} ({r.status}" + (f": {r.note})" if r.status == FAILED_RUN else ")")
              for r in bad.itertuples()]
     more = f" +{len(items) - limit} more" if len(items) > limit else ""
     counts = bad["status"].value_counts()

@@ -13,6 +13,8 @@ import sys
 import yaml
 from pathlib import Path
 
+from avem.train import rundir
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avem", description=__doc__.splitlines()[0])
@@ -89,13 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, KeyError, ValueError) as e:
             print(f"avem: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
             return 2
-        out = args.out or args.run / "probe.csv"
+        out = args.out or args.run / rundir.PROBE
         probe.write_csv(rows, out)
         print(f"{out}: " + ", ".join(f"{r['target_group']} r2={r['r2']:.3f} ({r['status']})" for r in rows))
         return 0
 
     from avem.train import config as cfgmod
-    from avem.train import rundir
     try:
         run, agent_cfg = cfgmod.resolve(args.agent, args.task, args.seed, args.steps, cfgmod.parse_sets(args.sets),
                                        tiny=args.tiny)

@@ -1,6 +1,6 @@
 """Shipped results: publish a study's ended runs for git, and load committed runs into MLflow.
 
-A study's runs live under ``RESULTS_DIR/runs/{task}/{agent}/seed{seed}/`` (``avem.study.Run.path``).
+A study's runs live under ``RESULTS_DIR/runs/{task}/{agent}/seed{seed}/`` (``avem.train.rundir.run_path``).
 A run that has ENDED (``run.json`` status ``finished``, or ``failed``: it diverged, a result kept in
 the tables with its reason) is committed as its small files only (:data:`PUBLISHED`); checkpoints
 and MLflow stores stay on the machine (``.gitignore``).
@@ -25,8 +25,7 @@ import yaml
 
 from avem.train import rundir
 
-PROBE = "probe.csv"
-PUBLISHED = (rundir.CONFIG, rundir.RUN_JSON, rundir.EVAL, rundir.METRICS, PROBE)
+PUBLISHED = (rundir.CONFIG, rundir.RUN_JSON, rundir.EVAL, rundir.METRICS, rundir.PROBE)
 """The files of an ended run that are committed (those that exist)."""
 MACHINE_LOCAL = ("tracking_uri",)
 """run.json fields that name a path on the machine that trained the run."""
@@ -37,8 +36,7 @@ MLFLOW_STATUS = {"finished": "FINISHED", "failed": "FAILED"}
 
 def run_dirs(results_dir: str | Path) -> list[Path]:
     """Every ``runs/{task}/{agent}/seed{n}`` directory under ``results_dir`` that holds a run.json, sorted."""
-    runs = Path(results_dir) / "runs"
-    return sorted(d for d in runs.glob("*/*/seed*") if d.name[4:].isdigit() and (d / rundir.RUN_JSON).exists())
+    return [d for d in rundir.find_runs(Path(results_dir) / "runs") if (d / rundir.RUN_JSON).exists()]
 
 
 def has_ended(run_dir: str | Path) -> bool:

@@ -10,7 +10,7 @@ everything directly.
 
 Also here: the tracking store (``default_tracking_uri``: one SQLite store per results
 directory; ``create_store``: the store and the experiment, created once before any training
-job starts), the figure manifest reader, and whether the probe / analysis stages exist yet.
+job starts), and the figure manifest (its writer and reader).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from avem.train import rundir
 
 RESERVED_SETS = ("task", "agent", "seed", "experiment")
 """Run keys a study sets itself: an agent's ``set`` may not override them."""
@@ -53,7 +55,7 @@ class Run:
     seed: int
 
     def path(self, runs_dir: str | Path) -> Path:
-        return Path(runs_dir) / self.task / self.agent / f"seed{self.seed}"
+        return rundir.run_path(runs_dir, self.task, self.agent, self.seed)
 
 
 @dataclass(frozen=True)
@@ -258,33 +260,37 @@ def create_store(uri: str, experiment: str, marker: str | Path) -> dict:
     return info
 
 
-# ---- the figure manifest (written by ``python -m analysis figures``) ------------------------
+# ---- the figure manifest (written by ``python -m analysis figures``, read by the workflow) -----
+MANIFEST = "manifest.json"
+"""The manifest's file name in the figures directory: ``[{"file": name, "caption": text}, ...]``,
+one entry per figure file, ``name`` relative to that directory."""
 REPORT_SUFFIXES = (".png", ".svg", ".csv")
 """Manifest files shown in the Snakemake report (PDF and Markdown twins are left out)."""
+
+
+def write_manifest(out_dir: str | Path, items) -> list[dict]:
+    """Write ``out_dir/manifest.json`` from ``(file name, caption)`` pairs; returns its entries."""
+    manifest = [{"file": name, "caption": caption} for name, caption in items]
+    (Path(out_dir) / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
 
 
 def read_manifest(path: str | Path) -> dict[str, dict]:
     """``{report name: {"path": file, "caption": text}}`` for every reportable file in the manifest.
 
-    Accepted shapes: ``{"files": [{"path"|"file": ..., "caption": ...}, ...]}``, the bare list,
-    or ``{file: caption}`` (``analysis.figures`` writes the list of ``{"file", "caption"}``).
-    Relative paths are relative to the manifest's directory. A listed
-    file that does not exist, or two files with one name, raise ``ValueError``.
+    The manifest is the list :func:`write_manifest` writes; relative paths are relative to its
+    directory. Another shape, an entry naming no file, a listed file that does not exist, or
+    two files with one name raise ``ValueError``.
     """
     path = Path(path)
     data = json.loads(path.read_text())
-    if isinstance(data, dict) and isinstance(data.get("files"), list):
-        data = data["files"]
-    if isinstance(data, dict):
-        items = [(k, v if isinstance(v, str) else (v or {}).get("caption", "")) for k, v in data.items()]
-    elif isinstance(data, list):
-        items = []
-        for item in data:
-            if not isinstance(item, dict) or not (item.get("path") or item.get("file")):
-                raise ValueError(f"{path}: manifest entry {item!r} names no file ('path' or 'file')")
-            items.append((item.get("path") or item.get("file"), item.get("caption", "")))
-    else:
-        raise ValueError(f"{path}: manifest must be a list of files or a mapping, got {type(data).__name__}")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: manifest must be a list of {{'file', 'caption'}} entries, got {type(data).__name__}")
+    items = []
+    for item in data:
+        if not isinstance(item, dict) or not item.get("file"):
+            raise ValueError(f"{path}: manifest entry {item!r} names no file")
+        items.append((item["file"], item.get("caption", "")))
     out: dict[str, dict] = {}
     for name, caption in items:
         p = Path(name) if Path(name).is_absolute() else path.parent / name
@@ -299,19 +305,3 @@ def read_manifest(path: str | Path) -> dict[str, dict]:
         out[key] = {"path": str(p), "caption": str(caption or "").strip()}
     return out
 
-
-def has_probe() -> bool:
-    """Whether ``avem probe`` exists yet (the probe stage runs only then)."""
-    from avem import cli
-
-    parser = cli._parser()
-    sub = next((a for a in parser._actions if a.dest == "command"), None)
-    return sub is not None and "probe" in (sub.choices or {})
-
-
-def has_analysis() -> bool:
-    """Whether ``python -m analysis`` exists yet (the aggregation and figure stages run only then)."""
-    import importlib.util
-
-    return importlib.util.find_spec("analysis") is not None and \
-        importlib.util.find_spec("analysis.__main__") is not None

@@ -18,6 +18,7 @@ import yaml
 from avem import cli
 from avem.agents import registry
 from avem.agents.base import Agent, obs_dim
+from avem.train import rundir
 from avem.train.replay import ReplayBuffer
 from tests.conftest import TINY_RUN
 
@@ -84,7 +85,7 @@ def throwaway():
 def _train(agent: str, seed: int, runs, extra: tuple[str, ...] = ()) -> int:
     sets = {**TINY_RUN, "seed_steps": 0}
     args = ["train", "--agent", agent, "--task", TASK, "--seed", str(seed), "--steps", "2000",
-            "--out", str(runs / TASK / agent / f"seed{seed}")]
+            "--out", str(rundir.run_path(runs, TASK, agent, seed))]
     return cli.main(args + sum((["--set", f"{k}={v}"] for k, v in sets.items()), []) + list(extra))
 
 

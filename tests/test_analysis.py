@@ -21,6 +21,7 @@ from analysis import agents as A
 from analysis import tidy
 from analysis.figures import ablations
 from analysis.scores import at_budget, matrix
+from avem.train import rundir
 
 AGENTS = ["random", "sac", "sac-state", "avem-disc-uniform", "avem-gen-elbo-uniform-noplan",
           "avem-gen-elbo-uniform-plan", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"]
@@ -41,7 +42,7 @@ def write_run(root: Path, task: str, agent: str, seed: int, steps: int = STEPS, 
               probe: bool = True) -> Path:
     """One synthetic run directory in the layout ``avem train`` writes."""
     rng = np.random.default_rng([AGENTS.index(agent), TASKS.index(task) if task in TASKS else 9, seed])
-    d = tidy.run_dir(root, task, agent, seed)
+    d = rundir.run_path(root, task, agent, seed)
     d.mkdir(parents=True)
     ev = []
     for step in range(0, steps + 1, EVAL_EVERY):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from avem.agents import registry
-from avem.agents.avem import AVEMAgent, metric_keys, variant_name, variants
+from avem.agents.avem import AVEMAgent, metric_keys
+from avem.variants import variant_name, variants
 from avem.agents.avem_config import AVEMConfig
 from avem.objective import gaussian_kl
 from avem.train.replay import ReplayBuffer

@@ -195,7 +195,7 @@ def test_orphan_mlflow_run_is_adopted(kill_at, tmp_path, monkeypatch):
 def test_collect_lists_a_run_that_ended_early_with_its_reason(status, reason, tmp_path):
     from analysis import tidy
 
-    d = tidy.run_dir(tmp_path, TASK, "sac", 0)
+    d = rundir.run_path(tmp_path, TASK, "sac", 0)
     d.mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({"status": status, "reason": reason}))
     (d / "eval.csv").write_text("task,agent,seed,obs,step,episode,return,length\n"

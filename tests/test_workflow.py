@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from avem import study as avem_study
+from avem.train import rundir
 from tests.conftest import SNAKEMAKE, tool_env
 from avem.agents import registry
 
@@ -27,10 +28,6 @@ SNAKEFILE = ROOT / "Snakefile"
 CONFIG_DIR = ROOT / "workflows" / "config"
 SCHEMA = CONFIG_DIR / "schema.yaml"
 FULL, QUICK, CI = (CONFIG_DIR / f"{n}.yaml" for n in ("config", "quick", "ci"))
-
-NEEDS_ANALYSIS = pytest.mark.skipif(
-    not avem_study.has_analysis(),
-    reason="`python -m analysis` (analysis/__main__.py) is not installed yet: the tables/figures stages cannot run")
 
 # Snakemake's lint asks every rule for a conda env or container. Justified, not fixed: every rule
 # runs this repository's own code (`avem`, `python -m analysis`) in the one environment README's
@@ -183,15 +180,18 @@ def test_study_expansion() -> None:
     assert avem_study._cli_value([1, 2]) == "[1, 2]" and avem_study._cli_value(1e-3) == "0.001"
 
 
-def test_read_manifest_shapes(tmp_path: Path) -> None:
+def test_manifest_written_then_read(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "a.pdf").write_bytes(b"x")
-    for data in ([{"file": "a.png", "caption": "A."}, {"file": "a.pdf", "caption": "A."}],
-                 {"files": [{"path": "a.png", "caption": "A."}]}, {"a.png": "A."}):
-        (tmp_path / "manifest.json").write_text(json.dumps(data))
-        items = avem_study.read_manifest(tmp_path / "manifest.json")
-        assert items == {"figures/a.png": {"path": str(tmp_path / "a.png"), "caption": "A."}}
-    (tmp_path / "manifest.json").write_text(json.dumps([{"file": "gone.png", "caption": ""}]))
+    written = avem_study.write_manifest(tmp_path, [("a.png", "A."), ("a.pdf", "A.")])
+    assert json.loads((tmp_path / "manifest.json").read_text()) == written
+    items = avem_study.read_manifest(tmp_path / "manifest.json")
+    assert items == {"figures/a.png": {"path": str(tmp_path / "a.png"), "caption": "A."}}
+    for other in ({"files": [{"path": "a.png", "caption": "A."}]}, {"a.png": "A."}, [{"path": "a.png"}]):
+        (tmp_path / "manifest.json").write_text(json.dumps(other))  # not the shape analysis writes
+        with pytest.raises(ValueError, match="manifest"):
+            avem_study.read_manifest(tmp_path / "manifest.json")
+    avem_study.write_manifest(tmp_path, [("gone.png", "")])
     with pytest.raises(ValueError, match="gone.png"):
         avem_study.read_manifest(tmp_path / "manifest.json")
 
@@ -322,15 +322,12 @@ def test_ci_study_runs_every_stage(ci_run) -> None:
         assert info["status"] == "finished" and info["tracking_uri"] == store["tracking_uri"]
         mlrun = client.get_run(info["mlflow_run_id"])  # run.json links to its MLflow run
         assert mlrun.info.status == "FINISHED" and mlrun.info.experiment_id == store["experiment_id"]
-        assert (logs / "train" / run.task / run.agent / f"seed{run.seed}.log").exists()
-        assert (res / "benchmarks" / "train" / run.task / run.agent / f"seed{run.seed}.tsv").exists()
-    if avem_study.has_probe():
-        for run in s.probe_runs():
-            assert (run.path(res / "runs") / "probe.csv").exists()
+        assert (logs / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.log").exists()
+        assert (res / "benchmarks" / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.tsv").exists()
+    for run in s.probe_runs():
+        assert (run.path(res / "runs") / "probe.csv").exists()
     with open(res / "tables" / "expected.csv") as f:
         assert len(list(csv.DictReader(f))) == len(s.runs())
-    if not avem_study.has_analysis():
-        pytest.skip("`python -m analysis` is not installed yet: tables/figures stages not checked")
     for name in ("eval", "metrics", "runs", "probe"):
         assert (res / "tables" / f"{name}.csv").exists(), name
     with open(res / "tables" / "runs.csv") as f:
@@ -342,7 +339,6 @@ def test_ci_study_runs_every_stage(ci_run) -> None:
 
 
 @pytest.mark.slow
-@NEEDS_ANALYSIS
 @pytest.mark.timeout(600)
 def test_ci_study_report_rerun_and_figures_target(ci_run) -> None:
     work, r = ci_run
@@ -365,7 +361,7 @@ def test_ci_study_report_rerun_and_figures_target(ci_run) -> None:
     before = target.read_text()
     again = snakemake(work, "--cores", "1", "--configfile", str(CI), "--force", str(target.relative_to(work)))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    log = work / cfg["logs_dir"] / "train" / run.task / run.agent / f"seed{run.seed}.log"
+    log = work / cfg["logs_dir"] / "train" / f"{rundir.run_name(run.task, run.agent, run.seed)}.log"
     assert "already finished; nothing to do" in log.read_text() and target.read_text() == before
     # the figures target: figures from the runs on disk, never training
     figs = snakemake(work, "figures", "--cores", "1", "--configfile", str(CI))  # target first: --configfile takes 1+

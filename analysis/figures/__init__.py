@@ -4,17 +4,18 @@ One module per question: ``curves`` (1, learning curves), ``aggregates`` (2, agg
 performance profiles at fixed budgets), ``ablations`` (3, paired probability of improvement),
 ``terms`` (4, the objective's terms over training), ``probes`` (5, linear probes of the latent
 state), ``anchors`` (6, published anchors), ``model_quality`` (7, open-loop errors of the world models). :func:`make_all` runs them all and writes
-``manifest.json``: ``[{"file": name, "caption": text}, ...]``, one entry per PNG and per PDF.
+``manifest.json`` (``avem.study.write_manifest``): ``[{"file": name, "caption": text}, ...]``, one
+entry per PNG and per PDF.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import style, tidy
 from analysis.figures import ablations, aggregates, anchors, curves, model_quality, probes, terms
+from avem.study import write_manifest
 
 
 def _read(path: Path, columns) -> pd.DataFrame:
@@ -76,11 +77,5 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
     suffix = presets_note(runs) + (
         f" {n_bad} of {len(runs)} expected runs are missing, failed or unfinished (missing_runs.csv)."
         if n_bad else "")
-    manifest = []
-    for e in entries:
-        for f in e["files"]:
-            f = Path(f)
-            if f.suffix in (".png", ".pdf"):
-                manifest.append({"file": f.name, "caption": e["caption"] + suffix})
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(out_dir, [(Path(f).name, e["caption"] + suffix)
+                                    for e in entries for f in e["files"] if Path(f).suffix in (".png", ".pdf")])

@@ -16,6 +16,7 @@ import pandas as pd
 from analysis import agents as A
 from analysis import style
 from analysis.stats import bootstrap_mean_ci
+from avem.train import rundir
 
 GROUPS: dict[str, str] = {
     "velocity": "hidden velocities\n(masked from the observation)",
@@ -55,11 +56,11 @@ def _notes(probe: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     failed = probe[probe["status"] == "run_failed"]
     if not failed.empty:
         notes.append("not probed, the run failed (missing_runs.csv): "
-                     + ", ".join(sorted({f"{r.task}/{r.agent}/seed{r.seed}" for r in failed.itertuples()})[:3]))
+                     + ", ".join(sorted({rundir.run_name(r.task, r.agent, r.seed) for r in failed.itertuples()})[:3]))
     bad = probe[~probe["status"].isin(["ok", "not_applicable", "no_target", "run_failed"])]
     if not bad.empty:
         notes.append(f"{bad[['task', 'agent', 'seed']].drop_duplicates().shape[0]} probe file(s) failed: "
-                     + ", ".join(sorted({f"{r.task}/{r.agent}/seed{r.seed}" for r in bad.itertuples()})[:3]))
+                     + ", ".join(sorted({rundir.run_name(r.task, r.agent, r.seed) for r in bad.itertuples()})[:3]))
     if not runs.empty:
         finished = runs[runs["status"] == "finished"][["task", "agent", "seed"]]
         have = probe[["task", "agent", "seed"]].drop_duplicates()

@@ -1,7 +1,7 @@
 """The AVEM agent family (Marino & Yue 2019, Algorithm 1): one agent class, four switches.
 
 Switches (``AVEMConfig``): ``model`` (discriminative | generative), ``marginal_likelihood``,
-``action_prior`` (uniform | learned), ``planning``. Registered names, systematically:
+``action_prior`` (uniform | learned), ``planning``. Registered names (``avem.variants``):
 
     avem-disc-{uniform|learned}                          (2 discriminative variants)
     avem-gen-{ml|elbo}-{uniform|learned}-{plan|noplan}   (8 generative variants)
@@ -79,6 +79,7 @@ from avem.nets.distributions import TanhNormal
 from avem.objective import gaussian_kl, linear_anneal
 from avem.planning import LatentPlanner
 from avem.train.replay import ReplayBuffer
+from avem.variants import variants
 
 COMMON_KEYS = ("reward", "kl_a", "critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
 GENERATIVE_KEYS = ("model_loss", "cll", "cll_obs", "cll_reward", "kl_z", "kl_grad_frac", "elbo")
@@ -368,30 +369,7 @@ class AVEMAgent:
             self.prior_opt.load_state_dict(state["prior_optim"])
 
 
-# ---- the registered variants ------------------------------------------------------------
-def variant_name(model: str, marginal_likelihood: bool, action_prior: str, planning: bool) -> str:
-    """The registry name of a switch combination (raises for the invalid discriminative ones)."""
-    if model == "discriminative":
-        if planning or marginal_likelihood:
-            raise ValueError("model='discriminative' conflicts with planning / marginal_likelihood")
-        return f"avem-disc-{action_prior}"
-    return f"avem-gen-{'ml' if marginal_likelihood else 'elbo'}-{action_prior}-{'plan' if planning else 'noplan'}"
-
-
-def variants() -> dict[str, dict]:
-    """Every valid combination: ``name -> switch values`` (2 discriminative + 8 generative)."""
-    out = {}
-    for prior in ("uniform", "learned"):
-        out[variant_name("discriminative", False, prior, False)] = dict(
-            model="discriminative", marginal_likelihood=False, action_prior=prior, planning=False)
-    for ml in (True, False):
-        for prior in ("uniform", "learned"):
-            for plan in (True, False):
-                out[variant_name("generative", ml, prior, plan)] = dict(
-                    model="generative", marginal_likelihood=ml, action_prior=prior, planning=plan)
-    return out
-
-
+# ---- the registered variants (names: avem.variants) ----------------------------------
 _DESCRIPTIONS = {
     "avem-disc-uniform": "AVEM discriminative, uniform prior: recurrent SAC on a GRU history encoder",
     "avem-disc-learned": "AVEM discriminative, learned (slow) action prior: recurrent KL-regularised SAC",

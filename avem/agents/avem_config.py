@@ -12,9 +12,7 @@ from typing import ClassVar
 
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
-
-MODELS = ("discriminative", "generative")
-ACTION_PRIORS = ("uniform", "learned")
+from avem.variants import ACTION_PRIORS, MODELS
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
 
     # ---- marginal likelihood (marginal_likelihood=True) ---------------------------------
     ml_reward: bool = False
-    """Whether r_t is inside the marginal likelihood (and the planner's information gain). True = the paper's literal -log p(x_t, r_t | past): at beta_ml=1 the model loss is then only the IWAE-ELBO gap KL(q(z)||p(z|x,r,past)), which pays for no prediction at all (measured on cartpole-swingup-pos: reward log-lik -1.0 -> -3.9 nats and returns at the random level). False (default) = -log p(x_t | past): at beta_ml=1 the model loss is -log p(r_t|z) + KL(q(z)||p(z|x,past)), so the model keeps what predicts reward and is not paid for modelling observations, the paper's stated intent ("retain only task-relevant information")."""
+    """Whether r_t is inside the marginal likelihood (and the planner's information gain). True = the paper's literal -log p(x_t, r_t | past): at beta_ml=1 the model loss is then only the IWAE-ELBO gap KL(q(z)||p(z|x,r,past)), which pays for no prediction at all (on cartpole-swingup-pos the reward log-likelihood fell and the returns dropped to the random level: results/benchmarks/bench_avem.md). False (default) = -log p(x_t | past): at beta_ml=1 the model loss is -log p(r_t|z) + KL(q(z)||p(z|x,past)), so the model keeps what predicts reward and is not paid for modelling observations, the paper's stated intent ("retain only task-relevant information")."""
     iw_samples: int = 4
     """K, importance samples of the one-step predictive marginal likelihood estimate."""
     beta_ml_start: float = 0.01
@@ -80,11 +78,11 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
     plan_temperature: float | None = None
     """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
     plan_min_ess: float = 0.1
-    """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha (~0.05-0.1 here) the weights were degenerate (ESS 1/64), picking the luckiest roll-out noise. 0 = always the plain temperature."""
+    """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha the weights were degenerate (one candidate carried all the weight: results/benchmarks/bench_avem.md), picking the luckiest roll-out noise. 0 = always the plain temperature."""
     plan_common_noise: bool = True
-    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck (with independent roll-outs the weights followed the noise: ESS 1/64 at alpha). False = independent roll-outs, the behaviour of results before commit 9b8ebde."""
+    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck (with independent roll-outs the weights followed the noise and were degenerate at alpha). False = independent roll-outs, the planner of the earlier results in results/benchmarks/bench_avem.md."""
     plan_policy_fraction: float = 0.25
-    """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the behaviour of results before commit 9b8ebde."""
+    """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the planner of the earlier results in results/benchmarks/bench_avem.md."""
     plan_info_gain_samples: int = 4
     """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
 
@@ -129,7 +127,7 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
             (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
             (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
             # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
-            # If beta_ml exceeds that, q is driven away from p without bound (observed: kl_z -> 400 nats).
+            # If beta_ml exceeds that, q is driven away from p without bound (observed: results/benchmarks/bench_avem.md).
             (not self.marginal_likelihood or max(self.beta_ml_start, self.beta_ml_end) <= 2 * (1 - self.kl_balance),
              f"marginal_likelihood=True needs beta_ml <= 2 * (1 - kl_balance) or the posterior diverges from the prior; "
              f"got beta_ml_end={self.beta_ml_end}, kl_balance={self.kl_balance} (use kl_balance=0.5)"),

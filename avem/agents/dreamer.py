@@ -31,9 +31,9 @@ decoder 2 x 400), the task's customary action repeat (Dreamer used 2 everywhere)
 torch's 1e-8 (TF's 1e-7), the shared RSSM's vector-observation likelihood (no free nats,
 observation std 0.1 x each dimension's running std; the paper's ``--set free_nats=3
 obs_scale=fixed obs_std=1`` is a nearly flat likelihood on vector observations). Cost: the behaviour part (2500 imagination starts x 15 steps through
-a 4 x 400 actor, forward and backward) is ~95% of an update, several seconds on one CPU core, so
-a 100k-step cartpole run (about 9.5k updates) takes many hours on CPU and Dreamer is not in the
-CPU benchmark; ``imagine_starts`` (default 0: all of them, as the paper) imagines from a random
+a 4 x 400 actor, forward and backward) is nearly all of an update, which takes seconds on one CPU
+core (``results/benchmarks/bench_baselines.md``), so a 100k-step cartpole run (about 9.5k updates)
+takes many hours on CPU and Dreamer is not in the CPU benchmark; ``imagine_starts`` (default 0: all of them, as the paper) imagines from a random
 subset of the posterior states when CPU time forces it.
 """
 from __future__ import annotations
@@ -100,7 +100,7 @@ class DreamerConfig(RSSMConfig):
     """Imagination horizon (paper: 15)."""
     imagine_starts: int = 0
     """Imagination start states per update: 0 = every posterior state of the batch (paper: 50 x 50 = 2500);
-    n > 0 draws n of them uniformly without replacement (a CPU option: the behaviour part is ~95% of an update's cost)."""
+    n > 0 draws n of them uniformly without replacement (a CPU option: the behaviour part is nearly all of an update's cost)."""
     gamma: float = 0.99
     """Discount per agent step (paper: 0.99)."""
     lambda_: float = 0.95

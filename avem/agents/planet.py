@@ -20,10 +20,10 @@ filters with the posterior mean.
 
 Deviations from the paper (each a config field; nothing else differs in kind):
 - CEM is scaled down for CPU: 300 candidates, 5 iterations, top-30 instead of 1000 / 10 / top-100
-  (horizon 12 kept): 6.7x fewer imagined roll-outs per decision, measured 5.5-13 decisions/s
-  instead of 0.8-1.7 on one core of a shared 2-core VM (``tests/benchmarks/bench_baselines.py``
-  prints it), i.e. about 1-1.5 h instead of 6-10 h for a 100k-step cartpole run (12.5k agent steps
-  plus evaluation episodes, 125 decisions each); ``--set plan_candidates=1000 plan_iterations=10 plan_top_k=100``
+  (horizon 12 kept): 6.7x fewer imagined roll-outs per decision, so a 100k-step cartpole run (12.5k
+  agent steps plus evaluation episodes, 125 decisions each) is several times shorter on one core
+  (``tests/benchmarks/bench_baselines.py`` prints the decision rate; measured rates and run times:
+  ``results/benchmarks/bench_baselines.md``); ``--set plan_candidates=1000 plan_iterations=10 plan_top_k=100``
   restores the paper's planner;
 - vector observations (the shared RSSM has MLP encoder/decoder, no pixel ConvNets yet), so
   ``cartpole-swingup-pos`` (positions only: velocities must be inferred, as from pixels) stands

@@ -52,7 +52,7 @@ class RSSMConfig:
     """Hyperparameters of the RSSM and of its optimiser."""
 
     deter: int = 128
-    """Size of the deterministic GRU state h_t (PlaNet: 200; 128 is ~1.7x faster on CPU, ample for dm-control state tasks)."""
+    """Size of the deterministic GRU state h_t (PlaNet: 200; 128 is faster on CPU, results/benchmarks/world_model.md, and ample for dm-control state tasks)."""
     stoch: int = 16
     """Size of the stochastic Gaussian latent z_t (PlaNet: 30)."""
     model_hidden: int = 128

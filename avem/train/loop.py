@@ -32,7 +32,6 @@ from avem.train.replay import ReplayBuffer
 from avem.train.schedule import UpdateSchedule, mean_metrics
 from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, flatten, tracking_uri
 
-EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
 HELDOUT_EPISODES = 5
 """Evaluation episodes kept (per evaluation) as held-out data for the model diagnostics."""
 
@@ -71,7 +70,7 @@ def run_identity(resolved: dict, out: Path) -> tuple[str, dict[str, object]]:
     obs, domain, env_task and ``run_dir`` (the directory's absolute path: one directory, one run)."""
     run, agent = resolved["run"], resolved["agent"]
     spec = parse_task_id(run["task"])
-    return (f"{run['task']}/{run['agent']}/seed{run['seed']}",
+    return (rundir.run_name(run["task"], run["agent"], run["seed"]),
             {"task": run["task"], "agent": run["agent"], "seed": run["seed"], "obs": spec.obs, "domain": spec.domain,
              "env_task": _env_task(run["task"], bool(agent.get("oracle_state", False))),
              RUN_DIR_TAG: str(Path(out).resolve())})
@@ -369,7 +368,7 @@ def _update(t: _Training, first_step: bool) -> dict[str, float]:
 def _write_tables(out: Path, state: LoopState, always_metrics: bool = False) -> None:
     """``eval.csv`` and ``metrics.csv`` from the loop state (``metrics.csv`` header-only if
     ``always_metrics`` and no episode has ended yet, else written once there are rows)."""
-    rundir.atomic_text(out / rundir.EVAL, _csv(state.eval_rows, EVAL_COLUMNS))
+    rundir.atomic_text(out / rundir.EVAL, _csv(state.eval_rows, rundir.EVAL_COLUMNS))
     if state.metric_rows or always_metrics:
         columns = _metric_columns(state.metric_rows) if state.metric_rows else ("step", "episode")
         rundir.atomic_text(out / rundir.METRICS, _csv(state.metric_rows, columns))

@@ -1,10 +1,12 @@
-"""The run directory: its files, atomic writes, and the refusal to overwrite another run.
+"""The run directory: where it lives, its files, atomic writes, and the refusal to overwrite another run.
 
-Layout of ``DIR``: ``config.yaml`` (resolved config + provenance), ``eval.csv`` (tidy, one row
+A study's runs live at :data:`RUN_PATH` under its runs directory (:func:`run_path`; the
+Snakemake workflow uses the same string as its wildcard pattern). Layout of ``DIR``: ``config.yaml`` (resolved config + provenance), ``eval.csv`` (tidy, one row
 per evaluation episode), ``checkpoint.pt`` (latest; the final one at the end) and
 ``checkpoint.prev.pt`` (the one before, while the run is unfinished), ``run.json`` (MLflow run
 id, tracking URI, ``status``: ``running``, ``finished``, ``interrupted`` or ``failed`` with its
-``reason``), ``metrics.csv`` (per-episode training metrics).
+``reason``), ``metrics.csv`` (per-episode training metrics), and ``probe.csv`` once
+``avem probe`` has run.
 """
 from __future__ import annotations
 
@@ -17,6 +19,33 @@ import yaml
 
 CONFIG, EVAL, CHECKPOINT, RUN_JSON, METRICS = "config.yaml", "eval.csv", "checkpoint.pt", "run.json", "metrics.csv"
 CHECKPOINT_PREV = "checkpoint.prev.pt"
+PROBE = "probe.csv"
+EVAL_COLUMNS = ("task", "agent", "seed", "obs", "step", "episode", "return", "length")
+"""The columns of ``eval.csv``, one row per evaluation episode (``step`` in simulator steps)."""
+
+RUN_PATH = "{task}/{agent}/seed{seed}"
+"""Where a run lives under a study's runs directory: its identity. Given the strings
+``"{task}"``, ``"{agent}"``, ``"{seed}"`` it is the Snakemake wildcard pattern of a run."""
+
+
+def run_name(task: str, agent: str, seed) -> str:
+    """``task/agent/seedN``: a run's path under the runs directory, also its name in messages and MLflow."""
+    return RUN_PATH.format(task=task, agent=agent, seed=seed)
+
+
+def run_path(runs: str | Path, task: str, agent: str, seed) -> Path:
+    """The directory of one run: ``runs/{task}/{agent}/seed{seed}``."""
+    return Path(runs) / run_name(task, agent, seed)
+
+
+def find_runs(runs: str | Path) -> list[Path]:
+    """Every directory under ``runs`` laid out as :data:`RUN_PATH` (``seed`` followed by digits), sorted."""
+    return sorted(d for d in Path(runs).glob("*/*/seed*") if d.is_dir() and d.name[4:].isdigit())
+
+
+def parse_run_path(d: Path) -> tuple[str, str, int]:
+    """``(task, agent, seed)`` of a run directory found by :func:`find_runs`."""
+    return d.parent.parent.name, d.parent.name, int(d.name[4:])
 
 
 class RunDirError(ValueError):

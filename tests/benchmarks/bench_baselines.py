@@ -34,6 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import dump, header, run_jobs  # noqa: E402
 
+from avem.train import rundir  # noqa: E402
+
 PUBLISHED = {  # agent -> (mean, sd, observation) at 100k steps, cartpole-swingup, CURL Table 1
     "sac-state": (835, 22, "full state"),
     "planet": (297, 39, "pixels"),
@@ -78,7 +80,7 @@ def throughput() -> list[str]:
 
 def curve_mean(out: Path, job: dict) -> float:
     """Mean evaluation return over every evaluation of a run (the learning curve's mean)."""
-    path = out / job["task"] / job["agent"] / f"seed{job['seed']}" / "eval.csv"
+    path = rundir.run_path(out, job["task"], job["agent"], job["seed"]) / rundir.EVAL
     return float(pd.read_csv(path)["return"].mean()) if path.exists() else float("nan")
 
 

@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_world_model import summarise  # noqa: E402
 from common import dump, header, run_jobs  # noqa: E402
 
+from avem.train import rundir  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 GRID = {  # (agent, task) -> seeds
     ("avem-gen-elbo-uniform-noplan", "cartpole-swingup-full"): [0, 1, 2],
@@ -67,7 +69,7 @@ def main() -> None:
     df = run_jobs(jobs, args.out, args.jobs)
     rows = []
     for job in df.itertuples():
-        run_dir = args.out / job.task / job.agent / f"seed{job.seed}"
+        run_dir = rundir.run_path(args.out, job.task, job.agent, job.seed)
         rows.append({"agent": job.agent, "task": job.task, "seed": job.seed, "wall_s": job.wall_s,
                      **(summarise(run_dir) if not job.error else {"error": job.error[-200:]})})
     table = pd.DataFrame(rows)

@@ -23,6 +23,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import dump, header, run_jobs  # noqa: E402
 
+from avem.train import rundir  # noqa: E402
+
 SETTINGS = {
     "flat": ["free_nats=1.0", "obs_scale=fixed", "obs_std=1.0"],
     "sharp": ["free_nats=0", "obs_scale=fixed", "obs_std=0.1"],
@@ -66,7 +68,7 @@ def main() -> None:
                  "sets": [*sets, f"eval_every={args.eval_every}"]} for s in args.seeds]
         df = run_jobs(jobs, args.out / name, args.jobs)
         for job in df.itertuples():
-            run_dir = args.out / name / job.task / job.agent / f"seed{job.seed}"
+            run_dir = rundir.run_path(args.out / name, job.task, job.agent, job.seed)
             extra = summarise(run_dir) if not job.error else {}
             rows.append({"setting": name, "seed": job.seed, "wall_s": job.wall_s, "error": job.error, **extra})
     table = pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from avem.train import rundir
 from avem.train.provenance import git_commit
 
 
@@ -18,7 +19,7 @@ def run_jobs(jobs: list[dict], out_root: Path, workers: int = 2) -> pd.DataFrame
     with the final evaluation return (mean over its episodes) and the wall-clock. A run found
     already finished is reused (``reused=True``) and its ``wall_s`` is NaN: this call did not time it."""
     def one(job: dict) -> dict:
-        out = out_root / job["task"] / job["agent"] / f"seed{job['seed']}"
+        out = rundir.run_path(out_root, job["task"], job["agent"], job["seed"])
         reused = (out / "run.json").exists() and json.loads((out / "run.json").read_text()).get("status") == "finished"
         cmd = [sys.executable, "-m", "avem.cli", "train", "--agent", job["agent"], "--task", job["task"],
                "--seed", str(job["seed"]), "--steps", str(job["steps"]), "--out", str(out),

@@ -11,11 +11,11 @@
 import os
 
 from snakemake.exceptions import WorkflowError
-from snakemake.logging import logger
 from snakemake.utils import min_version
 
 from avem import results as avem_results
 from avem import study as avem_study
+from avem.train import rundir
 
 min_version("9.0")
 
@@ -37,7 +37,7 @@ REPORT_ITEMS = f"{RESULTS}/report"
 STORE = f"{RESULTS}/mlflow/store.json"
 EXPECTED = f"{TABLES}/expected.csv"
 FIGURES_STAMP = f"{LOGS}/figures.stamp"
-RUN_DIR = f"{RUNS}/{{task}}/{{agent}}/seed{{seed}}"
+RUN_DIR = f"{RUNS}/{rundir.RUN_PATH}"  # a wildcard pattern: {task}/{agent}/seed{seed}
 
 # One MLflow store for the whole study; every job gets this URI (also exported on a cluster,
 # see workflows/profiles/slurm). A SQLite default path is absolute so every job agrees on it.
@@ -52,17 +52,6 @@ if not os.path.isabs(ANCHORS):
     ANCHORS = os.path.join(workflow.basedir, ANCHORS)
 if not os.path.exists(ANCHORS):
     raise WorkflowError(f"invalid study config: anchors: {config['anchors']!r} does not exist")
-
-# Stages whose code is still being written elsewhere run once it exists; until then say so.
-HAS_ANALYSIS = avem_study.has_analysis()
-HAS_PROBE = avem_study.has_probe()
-if not HAS_ANALYSIS:
-    logger.warning(
-        "avem study: `python -m analysis` is not installed yet: the tables, figures and report "
-        "stages are left out of this run (training and probes only)."
-    )
-if not HAS_PROBE:
-    logger.warning("avem study: `avem probe` does not exist yet: the probe stage is left out.")
 
 
 wildcard_constraints:
@@ -88,12 +77,12 @@ def train_store(wildcards):
 def run_outputs(runs):
     """The files `avem train` leaves that later stages read (eval.csv, metrics.csv)."""
     return [
-        f"{r.path(RUNS)}/{name}" for r in runs for name in ("eval.csv", "metrics.csv")
+        f"{r.path(RUNS)}/{name}" for r in runs for name in (rundir.EVAL, rundir.METRICS)
     ]
 
 
 def probe_outputs(runs):
-    return [f"{r.path(RUNS)}/probe.csv" for r in runs] if HAS_PROBE else []
+    return [f"{r.path(RUNS)}/{rundir.PROBE}" for r in runs]
 
 
 def figures_only():
@@ -109,16 +98,16 @@ def collect_inputs(wildcards):
     timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
         return [FIGURES_STAMP] + [
-            f"{r.path(RUNS)}/run.json"
+            f"{r.path(RUNS)}/{rundir.RUN_JSON}"
             for r in STUDY.runs()
-            if os.path.exists(f"{r.path(RUNS)}/run.json")
+            if os.path.exists(f"{r.path(RUNS)}/{rundir.RUN_JSON}")
         ]
     return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())
 
 
 def manifest_items():
     """`{kind/name: {path, caption}}` from the figure manifest (after the `plot` checkpoint)."""
-    manifest = os.path.join(checkpoints.plot.get().output[0], "manifest.json")
+    manifest = os.path.join(checkpoints.plot.get().output[0], avem_study.MANIFEST)
     return avem_study.read_manifest(manifest)
 
 
@@ -128,11 +117,9 @@ def report_items(wildcards):
 
 
 def all_targets(wildcards):
-    if HAS_ANALYSIS:
-        return [
-            f"{TABLES}/eval.csv",
-            f"{TABLES}/metrics.csv",
-            f"{TABLES}/runs.csv",
-            f"{TABLES}/probe.csv",
-        ] + report_items(wildcards)
-    return run_outputs(STUDY.runs()) + probe_outputs(STUDY.probe_runs())
+    return [
+        f"{TABLES}/eval.csv",
+        f"{TABLES}/metrics.csv",
+        f"{TABLES}/runs.csv",
+        f"{TABLES}/probe.csv",
+    ] + report_items(wildcards)

@@ -28,12 +28,12 @@ rule train:
     input:
         store=train_store,
     output:
-        evals=update(f"{RUN_DIR}/eval.csv"),
-        metrics=update(f"{RUN_DIR}/metrics.csv"),
+        evals=update(f"{RUN_DIR}/{rundir.EVAL}"),
+        metrics=update(f"{RUN_DIR}/{rundir.METRICS}"),
     log:
-        f"{LOGS}/train/{{task}}/{{agent}}/seed{{seed}}.log",
+        f"{LOGS}/train/{rundir.RUN_PATH}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{task}}/{{agent}}/seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{rundir.RUN_PATH}.tsv"
     params:
         out=lambda wc, output: os.path.dirname(output.evals),
         steps=lambda wc: STUDY.steps_of(wc.agent),
@@ -54,11 +54,11 @@ rule probe:
     """Linear probe of the agent's latent state against the true state (`avem probe`). Its input is
     ancient(): the run's evaluations being newer (a git checkout) never reprobe a run."""
     input:
-        evals=ancient(f"{RUN_DIR}/eval.csv"),
+        evals=ancient(f"{RUN_DIR}/{rundir.EVAL}"),
     output:
-        f"{RUN_DIR}/probe.csv",
+        f"{RUN_DIR}/{rundir.PROBE}",
     log:
-        f"{LOGS}/probe/{{task}}/{{agent}}/seed{{seed}}.log",
+        f"{LOGS}/probe/{rundir.RUN_PATH}.log",
     params:
         run=lambda wc, input: os.path.dirname(input.evals),
         episodes=config["probe"]["episodes"],
