@@ -174,7 +174,7 @@ def test_study_expansion() -> None:
     assert runs[0].path("results/runs") == Path("results/runs/cartpole-swingup-pos/sac/seed0")
     assert {r.agent for r in s.probe_runs()} == {"sac", "avem-gen-ml-learned-plan"}
     args = s.set_args("sac")
-    assert "--set hidden=32" in args and "--set experiment=avem-ci" in args and "--set eval_every=1000" in args
+    assert args.startswith("--tiny ") and "--set experiment=avem-ci" in args and "--set eval_every=1000" in args
     assert "steps" not in args.replace("seed_steps", "")
     assert avem_study._cli_value(True) == "true" and avem_study._cli_value(None) == "null"
     assert avem_study._cli_value([1, 2]) == "[1, 2]" and avem_study._cli_value(1e-3) == "0.001"
