@@ -1,6 +1,7 @@
 """The AVEM agent family: registry, switch validation, every variant trains, exact resume."""
 import copy
 import math
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +14,8 @@ from avem.variants import variant_name, variants
 from avem.agents.avem_config import AVEMConfig
 from avem.objective import gaussian_kl
 from avem.train.replay import ReplayBuffer
-from avem.train.schedule import UpdateSchedule, mean_metrics
+from avem.train import loop
+from avem.train.schedule import UpdateSchedule
 
 torch.set_num_threads(1)
 
@@ -51,7 +53,9 @@ def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
     buffer.add(obs, None, 0.0, True, False)
     state = agent.initial_state()
     metrics, actions = {}, []
-    schedule, credit, first_step = UpdateSchedule.of(agent.cfg), 0.0, True
+    # the loop's own update step (loop._update) on the parts of a run it reads
+    t = SimpleNamespace(schedule=UpdateSchedule.of(agent.cfg), state=loop.LoopState(), agent=agent, buffer=buffer)
+    first_step = True
     for i in range(steps):
         if i < warmup:
             action, extras = rng.uniform(-1, 1, 1).astype(np.float32), {}
@@ -61,8 +65,7 @@ def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
         obs, reward, term, trunc, _ = env.step(action)
         buffer.add(obs, action, reward, False, term, extras)
         if i >= warmup:
-            n, credit = schedule.due(credit, first_step)
-            m = mean_metrics([agent.update(buffer) for _ in range(n)])
+            m = loop._update(t, first_step)
             metrics = m or metrics
             if metrics_out is not None and m:
                 metrics_out.append(m)

@@ -304,9 +304,9 @@ class AVEMAgent:
         p = self.prior(feat)
         out: dict[str, float] = {}
         if self.cfg.planning:  # row t+1 holds a_t and the q(a_t) planned at obs_t; NaN where a_t was not planned
-            missing = np.full(raw["action"].shape, np.nan, np.float32)  # before the first planned action
-            mean, std = (torch.from_numpy(raw.get(k, missing)[:, s + 1:].reshape(-1, self.act_dim))
-                         for k in ("plan_mean", "plan_std"))
+            if "plan_std" not in raw:  # no action planned yet
+                return {"consolidation_coverage": 0.0, "prior_loss": 0.0}
+            mean, std = (torch.from_numpy(raw[k][:, s + 1:].reshape(-1, self.act_dim)) for k in ("plan_mean", "plan_std"))
             found = ~torch.isnan(std[:, 0])
             out["consolidation_coverage"] = found.float().mean().item()
             if not found.any():

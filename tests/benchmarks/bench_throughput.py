@@ -27,12 +27,15 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]  # this tree's avem, whatever is installed
 from common import header  # noqa: E402
+
+from avem.train.schedule import UpdateSchedule  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
 EVAL_EPISODES = 100
@@ -64,10 +67,10 @@ def derive(row: dict) -> dict:
     """Agent steps/s and 100k-run minutes from the measured rates and the agent's update schedule."""
     if "error" in row:
         return row
-    per_step = row["updates_per_step"]
-    if per_step is None:
-        per_step = (row["updates_per_episode"] / row["episode_agent_steps"] if row["updates_per_episode"] is not None
-                    else (0.0 if row["updates_per_s"] != row["updates_per_s"] else 1.0))
+    fields = {k: row[k] for k in ("updates_per_step", "updates_per_episode") if row[k] is not None}
+    schedule = UpdateSchedule.of(SimpleNamespace(**fields))  # the loop's rule, from the recorded config fields
+    has_updates = row["updates_per_s"] == row["updates_per_s"]  # NaN: the agent has no gradient update (random)
+    per_step = schedule.per_step + schedule.per_episode / row["episode_agent_steps"] if has_updates else 0.0
     upd = per_step / row["updates_per_s"] if per_step else 0.0
     step_s = 1.0 / row["decisions_per_s"] + 1.0 / row["env_steps_per_s"] + upd
     agent_steps = 100_000 / row["action_repeat"]
