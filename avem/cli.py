@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--episodes", type=int, default=5, help="probe episodes; the last fifth is held out")
     pu = sub.add_parser("publish", help="drop machine-local paths from ended runs' run.json; print the files to commit")
     pu.add_argument("results_dir", type=Path, help="a study's results_dir (holding runs/)")
+    pu.add_argument("--configfile", type=Path, default=None,
+                    help="the study's config: hold back runs it does not expect and probed runs without probe.csv")
     mi = sub.add_parser("mlflow-import", help="load a results directory's ended runs into an MLflow store")
     mi.add_argument("results_dir", type=Path, help="a study's results_dir (holding runs/), e.g. results/reference")
     mi.add_argument("--tracking-uri", default=None,
@@ -55,10 +57,18 @@ def _shipped(args) -> int:
         print(f"avem: error: {args.results_dir} holds no runs/ directory: give a study's results_dir", file=sys.stderr)
         return 2
     if args.command == "publish":
-        files, unfinished = results.publish(args.results_dir)
+        study = None
+        if args.configfile is not None:
+            from avem.study import StudyError, load_study
+            try:
+                study = load_study(args.configfile)
+            except (OSError, StudyError) as e:
+                print(f"avem: error: {e}", file=sys.stderr)
+                return 2
+        files, held = results.publish(args.results_dir, study)
         print("\n".join(str(f) for f in files))
-        for d, status in unfinished:
-            print(f"avem: {d}: not ended ({status}): do not commit it", file=sys.stderr)
+        for d, why in held:
+            print(f"avem: {d}: {why}: do not commit it", file=sys.stderr)
         return 0
     done = results.import_runs(args.results_dir, args.tracking_uri)
     print(f"{len(done['imported'])} runs imported, {len(done['present'])} already in the store, "

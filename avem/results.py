@@ -7,7 +7,9 @@ and MLflow stores stay on the machine (``.gitignore``).
 
 - :func:`publish` drops the machine-local fields (:data:`MACHINE_LOCAL`: the tracking URI, an
   absolute path on the machine that trained it) from every ended run's ``run.json`` and lists the
-  files to commit. ``avem train`` never needs them again: an ended run is a no-op (finished) or
+  files to commit. Given the study, it holds back an ended run whose probe the study asks for and
+  which has no ``probe.csv`` yet (committed without it, the workflow would never probe it: an
+  ended run is done), and runs the study does not expect. ``avem train`` never needs them again: an ended run is a no-op (finished) or
   refused (failed), with or without its checkpoint.
 - :func:`import_runs` loads committed runs into an MLflow store as the training loop logs them:
   params (the resolved config, flattened), tags, every metric at its simulator step, the config as
@@ -47,20 +49,33 @@ def has_ended(run_dir: str | Path) -> bool:
         return False
 
 
-def publish(results_dir: str | Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+def publish(results_dir: str | Path, study=None) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Strip :data:`MACHINE_LOCAL` fields from every ended run's run.json (in place, idempotent).
 
-    Returns ``(files to commit, [(run dir, status)] of runs not ended)``."""
-    files, unfinished = [], []
+    ``study``: an ``avem.study.Study``; with it, runs it does not expect and ended runs it probes
+    that have no probe.csv yet are held back. Returns ``(files to commit, [(run dir, why)] of the
+    runs held back)``."""
+    files, held = [], []
+    expected = probed = None
+    if study is not None:
+        runs = Path(results_dir) / "runs"
+        expected = {r.path(runs) for r in study.runs()}
+        probed = {r.path(runs) for r in study.probe_runs()}
     for d in run_dirs(results_dir):
         info = rundir.read_run_json(d)
         if info.get("status") not in ENDED:
-            unfinished.append((d, str(info.get("status"))))
+            held.append((d, f"not ended ({info.get('status')})"))
+            continue
+        if expected is not None and d not in expected:
+            held.append((d, "not a run of the study"))
+            continue
+        if probed is not None and d in probed and not (d / rundir.PROBE).exists():
+            held.append((d, "ended, but its probe (probe.csv) has not run"))
             continue
         if any(k in info for k in MACHINE_LOCAL):
             rundir.write_run_json(d, **{k: None for k in MACHINE_LOCAL})
         files += [d / name for name in PUBLISHED if (d / name).exists()]
-    return files, unfinished
+    return files, held
 
 
 def histories(run_dir: Path) -> list[tuple[int, dict[str, float]]]:

@@ -44,6 +44,8 @@ class AgentEntry:
     """``mem_mb`` / ``runtime`` (minutes) of its training jobs, over the study's ``resources.train``."""
     preset: str = ""
     """A named departure from the paper's setting (e.g. a CPU size); shown in the figures' captions."""
+    seeds: tuple[int, ...] = ()
+    """This agent's seeds, replacing the study's (e.g. more seeds for a controlled pair); () = the study's."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class Study:
         for name, entry in config["agents"].items():
             entry = entry or {}
             agents.append(AgentEntry(str(name), dict(entry.get("set") or {}), dict(entry.get("resources") or {}),
-                                     str(entry.get("preset") or "")))
+                                     str(entry.get("preset") or ""), tuple(int(s) for s in entry.get("seeds") or ())))
         probe = config.get("probe") or {}
         tasks = tuple(config["tasks"])
         return cls(tasks=tasks, agents=tuple(agents), seeds=tuple(int(s) for s in config["seeds"]),
@@ -114,7 +116,11 @@ class Study:
 
     def runs(self) -> list[Run]:
         """Every expected run, in config order (task, agent, seed)."""
-        return [Run(t, a.name, s) for t in self.tasks for a in self.agents for s in self.seeds]
+        return [Run(t, a.name, s) for t in self.tasks for a in self.agents for s in self.seeds_of(a.name)]
+
+    def seeds_of(self, agent: str) -> tuple[int, ...]:
+        """``agent``'s seeds: its entry's ``seeds`` if given, else the study's."""
+        return self.agent(agent).seeds or self.seeds
 
     def probe_runs(self) -> list[Run]:
         """The runs whose latent state is probed (``probe.agents`` x ``probe.tasks``)."""
@@ -236,6 +242,18 @@ def validate_config(config: dict, schema: str | Path) -> dict:
         where = cause.json_path.removeprefix("$").removeprefix(".") or "(top level)"
         raise StudyError(f"invalid study config: {where}: {cause.message}") from None
     return config
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflows" / "config" / "schema.yaml"
+"""The study config schema (the repository's; an installed package reads it from the clone it came from)."""
+
+
+def load_study(path: str | Path) -> "Study":
+    """A study config file, schema-validated and expanded as the workflow does (``StudyError`` if invalid)."""
+    config = yaml.safe_load(Path(path).read_text())
+    if not isinstance(config, dict):
+        raise StudyError(f"invalid study config: {path} does not hold a mapping")
+    return Study.from_config(validate_config(config, SCHEMA))
 
 
 # ---- the tracking store ------------------------------------------------------------------

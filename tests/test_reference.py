@@ -162,6 +162,28 @@ def test_publish_strips_machine_local_fields_and_lists_ended_runs(tmp_path: Path
     assert "holds no runs/ directory" in capsys.readouterr().err
 
 
+def test_publish_with_the_study_holds_back_unprobed_and_unexpected_runs(tmp_path: Path, capsys) -> None:
+    """An ended run committed before its probe would never be probed (an ended run is done)."""
+    res = tmp_path / "res"
+    shutil.copytree(SUBSET / "runs", res / "runs")
+    study = tmp_path / "study.yaml"
+    study.write_text(SUBSET_STUDY.read_text().replace(f"results_dir: {SUBSET_REL}", f"results_dir: {res}"))
+    sac0, random0 = res / "runs/cartpole-swingup-pos/sac/seed0", res / "runs/cartpole-swingup-pos/random/seed0"
+    (sac0 / rundir.PROBE).unlink()
+    shutil.copytree(random0, random0.parent / "seed7")
+    assert cli.main(["publish", str(res), "--configfile", str(study)]) == 0
+    stdout, stderr = capsys.readouterr()
+    listed = {Path(line).parent for line in stdout.split()}
+    assert sac0 not in listed and random0.parent / "seed7" not in listed and random0 in listed
+    assert f"{sac0}: ended, but its probe (probe.csv) has not run: do not commit it" in stderr
+    assert f"{random0.parent / 'seed7'}: not a run of the study: do not commit it" in stderr
+    assert cli.main(["publish", str(res)]) == 0  # without the study: every ended run
+    assert sac0 in {Path(line).parent for line in capsys.readouterr().out.split()}
+    study.write_text("seeds: [0, 0]\n")
+    assert cli.main(["publish", str(res), "--configfile", str(study)]) == 2
+    assert capsys.readouterr().err.startswith("avem: error: invalid study config")
+
+
 def test_committed_runs_are_published() -> None:
     """Every committed run has ended, carries no machine-local field and no checkpoint or store."""
     if not (ROOT / ".git").exists():

@@ -180,6 +180,19 @@ def test_study_expansion() -> None:
     assert avem_study._cli_value([1, 2]) == "[1, 2]" and avem_study._cli_value(1e-3) == "0.001"
 
 
+def test_agent_seeds_replace_the_study_seeds() -> None:
+    cfg = ci_config()
+    cfg["agents"]["sac"] = {"seeds": [0, 1, 2, 3]}
+    s = avem_study.Study.from_config(checked(cfg))
+    seeds = {a: sorted(r.seed for r in s.runs() if r.agent == a) for a in s.agent_names}
+    assert seeds["sac"] == [0, 1, 2, 3]
+    assert all(v == list(s.seeds) for a, v in seeds.items() if a != "sac")
+    assert [r for r in s.expected_rows() if r[1] == "sac"][-1][2] == 3
+    cfg["agents"]["sac"] = {"seeds": [1, 1]}
+    with pytest.raises(avem_study.StudyError, match=r"agents.sac.seeds"):
+        checked(cfg)
+
+
 def test_manifest_written_then_read(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "a.pdf").write_bytes(b"x")
