@@ -4,7 +4,7 @@
 an agent reports (the set is open). The objective's terms (``OBJECTIVE_TERMS``: kl_z, kl_a,
 conditional and marginal log-likelihood, information gain, reward) get the ``terms`` figure;
 every other ``train/*`` column (critic loss, temperature, ...) the ``losses`` figure. Panels:
-rows = terms, columns = tasks; x = simulator steps binned on a common grid (each seed averaged
+rows = terms, columns = tasks (``losses`` with one task: a grid of terms); x = simulator steps binned on a common grid (each seed averaged
 within a bin first), line = mean over seeds, band = 95% bootstrap CI over seeds.
 """
 from __future__ import annotations
@@ -79,42 +79,60 @@ def final_values(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) 
 
 
 def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
-            note: str | None, reference: float | None = None, log_y: bool = False) -> list[Path]:
+            note: str | None, reference: float | None = None, log_y: bool = False, wrap: int = 1) -> list[Path]:
     """Rows = terms, columns = tasks, one line per agent; ``reference``: a dashed horizontal line at that
-    value; ``log_y``: a logarithmic y axis (for ratios)."""
+    value; ``log_y``: a logarithmic y axis (for ratios). ``wrap``: with a single task, the terms fill a
+    grid of ``wrap`` columns, each panel titled with its term (a column of 20 panels is unreadable)."""
     style.setup()
     tasks = sorted(table["task"].unique())
     agents = A.order(table["agent"].unique())
-    frame = style.Frame(max(3.6 * len(tasks) + 0.8, 7.5), 2.3 * len(terms) + 0.5, [A.label(a) for a in agents], note)
-    axes = frame.main.subplots(len(terms), len(tasks), squeeze=False, sharex="col")
+    grid = len(tasks) == 1 and wrap > 1 and len(terms) > wrap
+    if grid:  # panel k: term k of the only task
+        ncols, nrows = wrap, -(-len(terms) // wrap)
+        cells = [(k // wrap, k % wrap, term, tasks[0]) for k, term in enumerate(terms)]
+        size = (3.3 * ncols + 0.6, 2.3 * nrows + 0.5)
+    else:
+        ncols, nrows = len(tasks), len(terms)
+        cells = [(i, j, term, task) for i, term in enumerate(terms) for j, task in enumerate(tasks)]
+        size = (max(3.6 * len(tasks) + 0.8, 7.5), 2.3 * len(terms) + 0.5)
+    occupied = {(i, j) for i, j, _, _ in cells}
+    frame = style.Frame(*size, [A.label(a) for a in agents], note)
+    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex="all" if grid else "col")
     handles: dict = {}
-    for i, term in enumerate(terms):
-        for j, task in enumerate(tasks):
-            ax = axes[i, j]
-            t = table[(table["term"] == term) & (table["task"] == task)]
-            for agent in agents:
-                c = t[t["agent"] == agent]
-                if c.empty:
-                    continue
-                (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.6,
-                                  marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
-                ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
-                handles.setdefault(A.label(agent), line)
-            if reference is not None:
-                ax.axhline(reference, color="#555555", ls="--", lw=1.0)
-            if log_y and not t.empty:
-                ax.set_yscale("log")
-            if t.empty:
-                ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
-                        fontsize=style.NOTE_SIZE, color="#777777")
+    for i, j, term, task in cells:
+        ax = axes[i, j]
+        t = table[(table["term"] == term) & (table["task"] == task)]
+        for agent in agents:
+            c = t[t["agent"] == agent]
+            if c.empty:
+                continue
+            (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.6,
+                              marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
+            ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
+            handles.setdefault(A.label(agent), line)
+        if reference is not None:
+            ax.axhline(reference, color="#555555", ls="--", lw=1.0)
+        if log_y and not t.empty:
+            ax.set_yscale("log")
+        if t.empty:
+            ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=style.NOTE_SIZE, color="#777777")
+        if grid:
+            ax.set_title(style.wrap(labels.get(term, term), 34), fontsize=9)
+        else:
             if i == 0:
                 ax.set_title(task)
             if j == 0:
                 ax.set_ylabel(style.wrap(labels.get(term, term), 22), fontsize=9)
-            if i == len(terms) - 1:
-                ax.set_xlabel("simulator steps")
-            style.steps_axis(ax)
-    frame.main.suptitle(title)
+        if (i + 1, j) not in occupied:  # the lowest panel of its column
+            ax.set_xlabel("simulator steps")
+            ax.xaxis.set_tick_params(labelbottom=True)
+        style.steps_axis(ax)
+    for r in range(nrows):  # the grid's unused panels
+        for c in range(ncols):
+            if (r, c) not in occupied:
+                axes[r, c].set_visible(False)
+    frame.main.suptitle(title + (f"\n{tasks[0]}" if grid else ""))
     keys = [A.label(a) for a in agents if A.label(a) in handles]
     frame.legend([handles[k] for k in keys], keys)
     return frame.save(out_dir, stem)
@@ -140,7 +158,7 @@ def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, r
             files = style.placeholder(out_dir, stem, title, f"Nothing to plot: {reporters} in metrics.csv.")
             entries.append({"files": files, "caption": f"{title}: {reporters}."})
             continue
-        files = line_panels(table, terms, labels, title, stem, out_dir, note)
+        files = line_panels(table, terms, labels, title, stem, out_dir, note, wrap=4 if stem == "losses" else 1)
         agents = ", ".join(A.order(table["agent"].unique()))
         if stem == "terms":
             caption = (f"The bound's terms during training, per task (columns) and term (rows), for every agent that "
