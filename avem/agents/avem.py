@@ -60,7 +60,8 @@ Metrics, each part's own (so a key appears iff its part has the term):
   (KL(q(a)||p_a(a)) of the amortised policy, the uniform prior's ``d log 2`` included, so >= 0);
 - generative belief: ``model_loss``, ``cll`` (log p(x,r|z) per step), ``cll_obs``, ``cll_reward``,
   ``kl_z`` (KL(q(z)||p(z)), before free nats), ``kl_grad_frac``, ``elbo`` (cll - kl_z);
-  with marginal_likelihood ``mll`` (IW log p(x|past); p(x,r|past) with ``ml_reward``), ``info_gain`` (cll - mll on data), ``beta_ml``;
+  with marginal_likelihood ``mll`` (IW log p(x|past); p(x,r|past) with ``ml_reward``), ``info_gain``
+  (cll - mll on data), ``beta_ml``;
 - learned prior: ``prior_loss`` (the KL the prior minimises); with planning also
   ``consolidation_coverage`` (fraction of critic rows whose action was planned, i.e. has a posterior in replay);
 - planning actor: scalar extras of ``act`` when exploring (the loop logs their episode means

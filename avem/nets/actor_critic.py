@@ -116,7 +116,8 @@ class SoftActorCritic(nn.Module):
         """Soft Bellman error. ``feat, next_feat: (B, F)``, ``action: (B, A)``, ``reward, discount: (B,)``."""
         with torch.no_grad():
             eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype)
-            soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, action_kl or self.entropy_kl)
+            action_kl = self.entropy_kl if action_kl is None else action_kl
+            soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, action_kl)
             target = reward + discount * self.cfg.gamma * soft_v
         q1, q2 = self.critic(feat, action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
@@ -137,7 +138,7 @@ class SoftActorCritic(nn.Module):
 
         ``action_kl``: the action-KL rule (``avem.nets.action_kl``); None = plain SAC's ``entropy_kl``."""
         cfg = self.cfg
-        action_kl = action_kl or self.entropy_kl
+        action_kl = self.entropy_kl if action_kl is None else action_kl
         loss, metrics = self.critic_loss(feat, action, reward, next_feat, discount, action_kl)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()

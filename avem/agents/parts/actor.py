@@ -30,7 +30,7 @@ from avem.planning import LatentPlanner
 
 
 class PolicyActor:
-    """Acts with the amortised policy ``pi(a | z)``."""
+    """Acts with the amortised policy ``pi(a | z)`` (``prior``, ``model``: unused; the actors share one constructor)."""
 
     def __init__(self, ac: SoftActorCritic, prior, model, cfg: AVEMConfig):
         self.ac = ac
