@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avem.agents import registry
-from avem.agents.avem import AVEMAgent, metric_keys
+from avem.agents.avem import AVEMAgent
 from avem.variants import variant_name, variants
 from avem.agents.avem_config import AVEMConfig
 from avem.objective import gaussian_kl
@@ -47,8 +47,10 @@ class PointMass(gym.Env):
         return self._obs(), reward, False, self.t >= self.horizon, {}
 
 
-def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
-    """The training loop on a toy env: random warm-up, then act, store and the loop's update schedule each step."""
+def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None, extras_out=None):
+    """The training loop on a toy env: random warm-up, then act, store and the loop's update schedule each step.
+
+    ``metrics_out``: gets each step's update metrics; ``extras_out``: each acting step's extras."""
     obs, _ = env.reset(seed=0) if buffer.size == 0 else env.reset()
     buffer.add(obs, None, 0.0, True, False)
     state = agent.initial_state()
@@ -62,6 +64,8 @@ def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None):
         else:
             action, state, extras = agent.act(obs, state, explore=True)
             actions.append(action.copy())
+            if extras_out is not None:
+                extras_out.append(extras)
         obs, reward, term, trunc, _ = env.step(action)
         buffer.add(obs, action, reward, False, term, extras)
         if i >= warmup:
@@ -123,13 +127,39 @@ def test_bad_switch_values_are_refused():
 def test_learned_prior_kl_budget_equals_the_uniform_agents():
     env = PointMass()
     agent = AVEMAgent(env.observation_space, env.action_space, AVEMConfig(action_prior="learned", **TINY), 0)
-    assert agent.target_kl() == pytest.approx(math.log(2.0) + 1.0)  # d log 2 - target_entropy, d = 1
-    assert AVEMAgent(env.observation_space, env.action_space, AVEMConfig(target_kl=0.3, **TINY), 0).target_kl() == 0.3
+    assert agent.prior.target_kl == pytest.approx(math.log(2.0) + 1.0)  # d log 2 - target_entropy, d = 1
+    cfg = AVEMConfig(action_prior="learned", target_kl=0.3, **TINY)
+    assert AVEMAgent(env.observation_space, env.action_space, cfg, 0).prior.target_kl == 0.3
 
 
 def test_defaults_are_the_all_off_corner():
     cfg = AVEMConfig()
     assert (cfg.model, cfg.marginal_likelihood, cfg.action_prior, cfg.planning) == ("generative", False, "uniform", False)
+
+
+SAC_TERMS = {"reward", "critic_loss", "q_mean", "actor_loss", "entropy", "alpha", "kl_a"}
+MODEL_TERMS = {"model_loss", "cll", "cll_obs", "cll_reward", "kl_z", "kl_grad_frac", "elbo"}
+ML_TERMS = {"mll", "info_gain", "beta_ml"}
+PLAN_STATS = {"plan_return", "plan_kl_a", "plan_ess", "plan_temperature"}
+
+
+def _check_terms(cfg, history: list[dict], extras: list[dict]) -> None:
+    """Each part's terms, by the switches: in every update's metrics (the same key set from the first
+    update on) or in every acting step's extras (the planner's diagnostics)."""
+    keys = set(history[0])
+    assert all(set(m) == keys for m in history), "the update metrics' key set changed between updates"
+    assert all(math.isfinite(v) for m in history for v in m.values())
+    generative, ml = cfg.model == "generative", cfg.marginal_likelihood
+    learned, planning = cfg.action_prior == "learned", cfg.planning
+    assert SAC_TERMS <= keys
+    assert (MODEL_TERMS <= keys) == generative and bool(MODEL_TERMS & keys) == generative
+    assert (ML_TERMS <= keys) == ml and bool(ML_TERMS & keys) == ml
+    assert ("prior_loss" in keys) == learned and ("consolidation_coverage" in keys) == (learned and planning)
+    assert not any(k.startswith("plan_") for k in keys)  # the planner's statistics travel as extras
+    stats = PLAN_STATS | ({"plan_info_gain"} if ml else set())
+    expected = stats | {"plan_mean", "plan_std"} if planning else set()
+    assert all(set(e) == expected for e in extras)
+    assert all(math.isfinite(e[k]) and np.ndim(e[k]) == 0 for e in extras for k in stats & set(e))
 
 
 @pytest.mark.parametrize("name", sorted(variants()))
@@ -138,12 +168,10 @@ def test_every_variant_trains_and_logs_finite_terms(name):
     cfg = registry.get(name).make_config(TINY)
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
     buffer = ReplayBuffer(env.observation_space.shape, 1, 64)
-    history = []
+    history, extras = [], []
     metrics, actions = _run(agent, env, buffer, steps=220, warmup=60, rng=np.random.default_rng(0),
-                            metrics_out=history)
-    assert set(metrics) == metric_keys(cfg), f"{name}: keys {sorted(metrics)} != {sorted(metric_keys(cfg))}"
-    for m in history:
-        assert all(math.isfinite(v) for v in m.values()), f"{name}: non-finite {m}"
+                            metrics_out=history, extras_out=extras)
+    _check_terms(cfg, history, extras)
     assert all(np.all(np.abs(a) <= 1) for a in actions)
     if cfg.action_prior == "uniform":
         # uniform prior: the reported KL is the KL itself, -H(q) + d log 2
@@ -161,12 +189,20 @@ def test_planner_without_its_options_trains_and_logs_finite_terms(prior):
     name = f"avem-gen-ml-{prior}-plan"
     cfg = registry.get(name).make_config({**TINY, "plan_common_noise": False, "plan_policy_fraction": 0.0})
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
-    history = []
+    history, extras = [], []
     metrics, actions = _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=150, warmup=60,
-                            rng=np.random.default_rng(0), metrics_out=history)
-    assert set(metrics) == metric_keys(cfg)
-    assert all(math.isfinite(v) for m in history for v in m.values())
+                            rng=np.random.default_rng(0), metrics_out=history, extras_out=extras)
+    _check_terms(cfg, history, extras)
     assert all(np.all(np.abs(a) <= 1) for a in actions)
+
+
+def test_evaluation_steps_return_no_planner_statistics():
+    """``explore=False`` leaves the diagnostics out (the uniform prior's KL would draw from the agent's generator)."""
+    env = PointMass()
+    name = "avem-gen-elbo-uniform-plan"
+    agent = registry.build(name, env.observation_space, env.action_space, registry.get(name).make_config(TINY), 0)
+    obs, _ = env.reset(seed=0)
+    assert set(agent.act(obs, None, explore=False)[2]) == {"plan_mean", "plan_std"}
 
 
 def test_eval_action_is_deterministic():
@@ -186,7 +222,7 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
     a = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
     torch.manual_seed(2)
     b = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
-    for (k, va), vb in zip(a.state_dict()["model"].items(), b.state_dict()["model"].values()):
+    for (k, va), vb in zip(a.state_dict()["belief.model"].items(), b.state_dict()["belief.model"].values()):
         assert torch.equal(va, vb), k
 
 
@@ -234,12 +270,12 @@ def test_consolidation_fits_the_prior_to_the_planned_posteriors_in_replay():
     s = cfg.critic_burn_in
     feat = torch.randn(cfg.batch_size * (cfg.seq_len - 1 - s), agent.feat_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        p = agent.prior(feat)
+        p = agent.prior.net(feat)
     mean = torch.from_numpy(raw["plan_mean"][:, s + 1:].reshape(-1, 1))
     std = torch.from_numpy(raw["plan_std"][:, s + 1:].reshape(-1, 1))
     found = ~torch.isnan(std[:, 0])
     assert 0 < found.sum() < len(found)
     expected = gaussian_kl(mean[found], std[found], p.mean[found], p.std[found]).mean().item()
-    out = agent._update_prior(feat, raw, s)
+    out = agent.prior.consolidate(feat, raw, s, agent.ac.actor)
     assert out["consolidation_coverage"] == pytest.approx(found.float().mean().item())
     assert out["prior_loss"] == pytest.approx(expected, rel=1e-6)

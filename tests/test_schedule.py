@@ -1,9 +1,10 @@
 """The loop's update schedule, by hand."""
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
-from avem.train.schedule import UpdateSchedule, mean_metrics
+from avem.train.schedule import EpisodeMeans, UpdateSchedule, mean_metrics, scalar_extras
 
 
 def _counts(schedule: UpdateSchedule, firsts: list[bool]) -> list[int]:
@@ -42,3 +43,16 @@ def test_mean_metrics_averages_each_key_over_the_rows_that_have_it():
     assert mean_metrics([]) == {}
     assert mean_metrics([{"a": 1.0, "b": 4.0}, {"a": 3.0}]) == {"a": 2.0, "b": 4.0}
     assert list(mean_metrics([{"b": 1.0}, {"a": 1.0}])) == ["b", "a"]  # first-appearance order (metrics.csv columns)
+
+
+def test_only_scalar_extras_are_logged():
+    extras = {"plan_mean": np.zeros(2, np.float32), "one": np.zeros(1), "ret": 1.5, "ess": np.float32(0.25)}
+    assert scalar_extras(extras) == {"ret": 1.5, "ess": np.float32(0.25)}
+
+
+def test_episode_means_average_each_name_over_the_steps_that_have_it():
+    means = EpisodeMeans()
+    means.add({"ret": 1.0})
+    means.add({"ret": 2.0, "loss": 4.0})
+    means.add({})
+    assert means.means() == {"ret": 1.5, "loss": 4.0}

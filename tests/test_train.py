@@ -36,6 +36,8 @@ def test_every_registered_agent_trains_and_evaluates(name, tmp_path):
     assert result["status"] == "finished"
     assert sorted(ev["step"].unique()) == [0, 1000, 2000]
     assert ev["return"].between(0, 1000).all() and (ev["length"] == 125).all()
+    if getattr(cfg, "planning", False):  # the planner's scalar extras, as episode means (avem.train.schedule)
+        assert {"train/plan_return", "train/plan_ess"} <= set(pd.read_csv(tmp_path / "run" / "metrics.csv").columns)
 
 
 def test_cli_train_writes_everything_and_tracks_in_mlflow(tmp_path):

@@ -115,13 +115,13 @@ def test_agent_weights_the_information_gain_by_alpha_times_beta_ml():
                      plan_samples=4, plan_horizon=1, plan_iterations=1, beta_ml_start=0.5, beta_ml_end=0.5)
     box = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
     agent = AVEMAgent(box, gym.spaces.Box(-1.0, 1.0, (1,), np.float32), cfg, seed=0)
-    seen, plan = {}, agent.planner.plan
+    seen, plan = {}, agent.actor.planner.plan
 
     def spy(*args, **kwargs):
         seen["w"] = args[4]
         return plan(*args, **kwargs)
 
-    agent.planner.plan = spy
+    agent.actor.planner.plan = spy
     agent.act(np.zeros(3, np.float32), None, explore=True)
     assert seen["w"] == pytest.approx(float(agent.ac.alpha) * 0.5)
     assert float(agent.ac.alpha) != pytest.approx(1.0)  # the test separates alpha * beta from beta

@@ -29,6 +29,7 @@ class Agent(Protocol):
         ``explore=False`` is evaluation: the deterministic (mean / planned-mean) action.
         ``extras``: per-step data the loop stores in replay beside the transition (``{}`` for most
         agents; the AVEM planners keep the planned ``q(a_t)`` there for the action prior's consolidation).
+        The loop also logs the scalar ones (0-d) as episode means, ``train/<name>`` (``avem.train.schedule``).
         """
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:

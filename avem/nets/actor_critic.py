@@ -1,27 +1,25 @@
 """Soft actor-critic on feature vectors: the model-free, uniform-prior corner of the bound.
 
 Shared by ``sac`` (features = stacked observations), the AVEM family (features = latent
-state) and ``sac-state``. With ``log_prior=None`` the action prior is uniform on the box and
-the update is standard SAC (Haarnoja et al. 2018, twin Q, target networks, learned
-temperature); the uniform prior's constant ``d log 2`` is dropped from the targets (it shifts
-Q by a constant and changes no gradient). With a learned prior ``log_prior(feat, a)`` the
-entropy bonus becomes ``-alpha KL(q(a|z) || p_a(a|z))``: KL-regularised soft RL.
+state) and ``sac-state``. The action KL is a rule passed to ``update`` (``avem.nets.action_kl``):
+by default ``UniformKL``, standard SAC (Haarnoja et al. 2018, twin Q, target networks, learned
+temperature) with the uniform prior's constant ``d log 2`` dropped from the targets; with a
+learned prior (``LearnedKL``) the entropy bonus becomes ``-alpha KL(q(a|z) || p_a(a|z))``:
+KL-regularised soft RL. The rule also gives the reported ``kl_a`` and the temperature's loss.
 """
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avem.nets.action_kl import ActionKL, UniformKL, soft_value, target_entropy
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
-
-LogPrior = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,9 @@ class SoftActorCritic(nn.Module):
         self.critic = TwinQ(feat_dim, act_dim, cfg)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
-        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.target_entropy = target_entropy(cfg.target_entropy, act_dim)
+        self.entropy_kl = UniformKL(act_dim, self.target_entropy, report_constant=False)
+        """The default action-KL rule: plain SAC's entropy bonus (``kl_a`` reported as ``-entropy``)."""
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *extra_critic_params], lr=cfg.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
@@ -111,66 +111,60 @@ class SoftActorCritic(nn.Module):
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp().detach()
 
-    def _kl_a(self, feat, action, log_q, log_prior: LogPrior | None) -> torch.Tensor:
-        """Per-sample ``log q(a|z) - log p_a(a|z)``: (B,). Uniform prior: ``log q`` (constant dropped)."""
-        return log_q if log_prior is None else log_q - log_prior(feat, action)
-
     def critic_loss(self, feat, action, reward, next_feat, discount,
-                    log_prior: LogPrior | None = None) -> tuple[torch.Tensor, dict]:
+                    action_kl: ActionKL | None = None) -> tuple[torch.Tensor, dict]:
         """Soft Bellman error. ``feat, next_feat: (B, F)``, ``action: (B, A)``, ``reward, discount: (B,)``."""
         with torch.no_grad():
-            next_a, next_logq = self.actor(next_feat).rsample_with_log_prob(self.gen)
-            tq1, tq2 = self.critic_target(next_feat, next_a)
-            soft_v = torch.min(tq1, tq2) - self.alpha * self._kl_a(next_feat, next_a, next_logq, log_prior)
+            eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype)
+            action_kl = self.entropy_kl if action_kl is None else action_kl
+            soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, action_kl)
             target = reward + discount * self.cfg.gamma * soft_v
         q1, q2 = self.critic(feat, action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}
 
-    def actor_loss(self, feat, log_prior: LogPrior | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """``feat: (B, F)`` (detached). Returns (actor loss, log q of the samples, metrics)."""
+    def actor_loss(self, feat, action_kl: ActionKL) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """``feat: (B, F)`` (detached). Returns (actor loss, log q and KL of the samples (B,) detached, metrics)."""
         a, log_q = self.actor(feat).rsample_with_log_prob(self.gen)
         q1, q2 = self.critic(feat, a)
-        kl = self._kl_a(feat, a, log_q, log_prior)
+        kl = action_kl.kl(feat, a, log_q)
         loss = (self.alpha * kl - torch.min(q1, q2)).mean()
-        return loss, log_q.detach(), {"actor_loss": loss.item(), "kl_a": kl.mean().item(),
-                                      "entropy": -log_q.mean().item()}
+        return loss, log_q.detach(), kl.detach(), {"actor_loss": loss.item(), "kl_a": action_kl.report(kl),
+                                                   "entropy": -log_q.mean().item()}
 
     def update(self, feat, action, reward, next_feat, discount,
-               log_prior: LogPrior | None = None) -> dict[str, float]:
-        """One SAC update (critic, then every ``actor_update_every`` the actor and alpha)."""
+               action_kl: ActionKL | None = None) -> dict[str, float]:
+        """One SAC update (critic, then every ``actor_update_every`` the actor and alpha).
+
+        ``action_kl``: the action-KL rule (``avem.nets.action_kl``); None = plain SAC's ``entropy_kl``."""
         cfg = self.cfg
-        loss, metrics = self.critic_loss(feat, action, reward, next_feat, discount, log_prior)
+        action_kl = self.entropy_kl if action_kl is None else action_kl
+        loss, metrics = self.critic_loss(feat, action, reward, next_feat, discount, action_kl)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
         if self.num_updates % cfg.actor_update_every == 0:
-            metrics.update(self.update_actor(feat.detach(), log_prior))
+            metrics.update(self.update_actor(feat.detach(), action_kl))
         if self.num_updates % cfg.target_update_every == 0:
             soft_update(self.critic_target, self.critic, cfg.tau)
         self.num_updates += 1
         return metrics
 
-    def update_actor(self, feat, log_prior: LogPrior | None = None) -> dict[str, float]:
+    def update_actor(self, feat, action_kl: ActionKL) -> dict[str, float]:
         """Policy step and (if learned) temperature step on detached features ``(B, F)``."""
         self.critic.requires_grad_(False)
-        loss, log_q, metrics = self.actor_loss(feat, log_prior)
+        loss, log_q, kl, metrics = self.actor_loss(feat, action_kl)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_opt.step()
         self.critic.requires_grad_(True)
         if self.cfg.learn_temperature:
-            alpha_loss = self.temperature_loss(log_q, metrics, log_prior)
+            alpha_loss = action_kl.temperature_loss(self.log_alpha, log_q, kl)
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
         metrics["alpha"] = self.alpha.item()
         return metrics
-
-    def temperature_loss(self, log_q: torch.Tensor, metrics: dict[str, float],
-                         log_prior: LogPrior | None) -> torch.Tensor:
-        """Loss of ``log_alpha``: the entropy of the policy tracks ``target_entropy`` (SAC v2)."""
-        return -(self.log_alpha * (log_q + self.target_entropy)).mean()
 
     def optim_state(self) -> dict:
         return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),

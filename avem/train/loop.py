@@ -13,7 +13,6 @@ import csv
 import io
 import sys
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from avem.train import checkpoint, faults, rundir
 from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
 from avem.train.replay import ReplayBuffer
-from avem.train.schedule import UpdateSchedule, mean_metrics
+from avem.train.schedule import EpisodeMeans, UpdateSchedule, mean_metrics, scalar_extras
 from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, flatten, tracking_uri
 
 HELDOUT_EPISODES = 5
@@ -325,7 +324,7 @@ def _train_episodes(t: _Training) -> None:
         buffer.add(obs, None, 0.0, True, False)
         random_episode = state.sim_step < run.seed_steps
         learning = state.sim_step >= run.seed_steps and state.episode >= 1
-        agent_state, ep_return, sums, counts = agent.initial_state(), 0.0, defaultdict(float), defaultdict(int)
+        agent_state, ep_return, means = agent.initial_state(), 0.0, EpisodeMeans()
         t0, start_step, done, first_step = time.perf_counter(), state.sim_step, False, True
         while not done:
             if random_episode:
@@ -336,10 +335,9 @@ def _train_episodes(t: _Training) -> None:
             state.sim_step += run.action_repeat
             buffer.add(obs, action, float(reward), False, terminated, extras)
             ep_return += float(reward)
+            means.add(faults.check_finite(scalar_extras(extras), state.sim_step))
             if learning:
-                for k, v in faults.check_finite(_update(t, first_step), state.sim_step).items():
-                    sums[k] += v
-                    counts[k] += 1
+                means.add(faults.check_finite(_update(t, first_step), state.sim_step))
             first_step = False
             t.progress.update(run.action_repeat)
             if state.sim_step % run.eval_every == 0 or state.sim_step == run.steps:
@@ -350,7 +348,7 @@ def _train_episodes(t: _Training) -> None:
         elapsed = max(time.perf_counter() - t0, 1e-9)
         row = {"step": state.sim_step, "episode": state.episode, "train_return": round(ep_return, 6),
                "steps_per_second": (state.sim_step - start_step) / elapsed,
-               **{f"train/{k}": sums[k] / counts[k] for k in sums}, **model_diagnostics(agent, state.heldout)}
+               **{f"train/{k}": v for k, v in means.means().items()}, **model_diagnostics(agent, state.heldout)}
         state.metric_rows.append(row)
         t.tracker.log_metrics({k: v for k, v in row.items() if k not in ("step",)}, state.sim_step)
         t.progress.update(0, ret=f"{ep_return:.0f}")
