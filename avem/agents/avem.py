@@ -182,6 +182,7 @@ class AVEMAgent:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        state = _with_part_keys(state)
         self.ac.load_state_dict(state["ac"])
         self.ac.load_optim_state(state["ac_optim"])
         for part_name, part in self._parts().items():
@@ -193,6 +194,20 @@ class AVEMAgent:
         self.rng.bit_generator.state = state["rng"]
         self.num_updates = state["num_updates"]
         self._last = dict(state["last"])
+
+
+_FLAT_KEYS = {"model": "belief.model", "model_optim": "belief.model_optim", "encoder": "belief.encoder",
+              "prior": "prior.net", "prior_optim": "prior.net_optim"}
+"""Checkpoint keys of the agent before it was built from parts -> their part keys."""
+
+
+def _with_part_keys(state: dict) -> dict:
+    """``state`` with the flat keys of a checkpoint written before the parts renamed (runs trained
+    then can still be resumed and probed); the old planner accumulators are dropped."""
+    if "ac" not in state or not any(k in state for k in _FLAT_KEYS):
+        return state
+    out = {_FLAT_KEYS.get(k, k): v for k, v in state.items() if k not in ("plan_sums", "plan_count")}
+    return out
 
 
 # ---- the registered variants (names: avem.variants) ----------------------------------
