@@ -222,7 +222,7 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
     a = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
     torch.manual_seed(2)
     b = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
-    for (k, va), vb in zip(a.state_dict()["belief.model"].items(), b.state_dict()["belief.model"].values()):
+    for (k, va), vb in zip(a.state_dict()["modules"]["belief.model"].items(), b.state_dict()["modules"]["belief.model"].values()):
         assert torch.equal(va, vb), k
 
 
@@ -244,7 +244,7 @@ def test_resume_reproduces_an_uninterrupted_run(name):
     m_b, acts_b = _run(resumed, env_b, buf_b, steps=30, warmup=0, rng=np.random.default_rng(1))
     np.testing.assert_array_equal(np.array(acts_a), np.array(acts_b))
     assert m_a == m_b
-    for (k, va), vb in zip(agent.state_dict()["ac"].items(), resumed.state_dict()["ac"].values()):
+    for (k, va), vb in zip(agent.state_dict()["modules"]["ac"].items(), resumed.state_dict()["modules"]["ac"].values()):
         assert torch.equal(va, vb), k
 
 
