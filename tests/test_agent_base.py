@@ -61,6 +61,12 @@ def test_a_checkpoint_of_other_pieces_is_refused():
         Counter(0).load_state_dict(state)
 
 
+def test_a_checkpoint_of_another_layout_is_refused_naming_why():
+    old = {"ac": {}, "model": {}, "ac_optim": {}, "gen": None, "rng": None, "num_updates": 3}  # a flat layout
+    with pytest.raises(KeyError, match="another version of avem wrote it"):
+        Counter(0).load_state_dict(old)
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_every_agent_round_trips_its_checkpoint(name):
     spec = registry.get(name)

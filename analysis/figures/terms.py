@@ -167,8 +167,10 @@ def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, r
                        "the paper claims the marginal-likelihood term (red, 'ml') stops the model being paid for "
                        "modelling observations for their own sake, so compared with its ELBO partner (blue) the "
                        "conditional log-likelihood (cll) should be lower or flatter while reward is no worse; "
-                       "info_gain = cll - mll is what the planner is paid for. terms_final.csv gives the values "
-                       "over the last 10% of training.")
+                       "info_gain = cll - mll is what the planner is paid for. kl_a is the KL itself for the AVEM "
+                       "agents (>= 0; the uniform prior's d log 2 included) and -entropy for the plain SAC agents "
+                       "(sac, sac-state: the KL to the uniform prior minus d log 2). terms_final.csv gives the "
+                       "values over the last 10% of training.")
         else:
             caption = (f"Other training losses reported by the agents ({agents}), binned as in the terms figure; "
                        f"mean over seeds with 95% bootstrap band; {seeds_text}.")

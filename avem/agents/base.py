@@ -123,6 +123,9 @@ class AgentBase:
     def load_state_dict(self, state: dict) -> None:
         declared = {"modules": self.modules(), "optimizers": self.optimizers(), "generators": self.generators(),
                     "plain": dict.fromkeys(self.plain_state)}
+        if not set(declared) <= set(state):
+            raise KeyError(f"the checkpoint's layout (keys {', '.join(sorted(state))}) is not this code's: another "
+                           "version of avem wrote it (the run's config.yaml records its commit); use that commit")
         for section, items in declared.items():
             if set(items) != set(state[section]):
                 raise KeyError(f"checkpoint {section} {sorted(state[section])} differ from the agent's {sorted(items)}")
