@@ -222,7 +222,7 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
     a = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
     torch.manual_seed(2)
     b = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
-    for (k, va), vb in zip(a.state_dict()["belief.model"].items(), b.state_dict()["belief.model"].values()):
+    for (k, va), vb in zip(a.state_dict()["modules"]["belief.model"].items(), b.state_dict()["modules"]["belief.model"].values()):
         assert torch.equal(va, vb), k
 
 
@@ -244,7 +244,7 @@ def test_resume_reproduces_an_uninterrupted_run(name):
     m_b, acts_b = _run(resumed, env_b, buf_b, steps=30, warmup=0, rng=np.random.default_rng(1))
     np.testing.assert_array_equal(np.array(acts_a), np.array(acts_b))
     assert m_a == m_b
-    for (k, va), vb in zip(agent.state_dict()["ac"].items(), resumed.state_dict()["ac"].values()):
+    for (k, va), vb in zip(agent.state_dict()["modules"]["ac"].items(), resumed.state_dict()["modules"]["ac"].values()):
         assert torch.equal(va, vb), k
 
 
@@ -279,26 +279,3 @@ def test_consolidation_fits_the_prior_to_the_planned_posteriors_in_replay():
     out = agent.prior.consolidate(feat, raw, s, agent.ac.actor)
     assert out["consolidation_coverage"] == pytest.approx(found.float().mean().item())
     assert out["prior_loss"] == pytest.approx(expected, rel=1e-6)
-
-
-@pytest.mark.parametrize("name", ["avem-gen-ml-learned-plan", "avem-disc-learned"])
-def test_checkpoints_with_the_flat_keys_of_before_the_parts_still_load(name):
-    """A run trained before the agent was built from parts is resumed and probed from its checkpoint."""
-    env = PointMass()
-    cfg = registry.get(name).make_config(TINY)
-    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
-    _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=50, warmup=40, rng=np.random.default_rng(0))
-    flat = {"model": "belief.model", "model_optim": "belief.model_optim", "encoder": "belief.encoder",
-            "prior": "prior.net", "prior_optim": "prior.net_optim"}
-    new = agent.state_dict()
-    old = {old: new[key] for old, key in flat.items() if key in new}
-    old.update({k: v for k, v in new.items() if k not in flat.values()}, plan_sums={}, plan_count=0)
-    resumed = registry.build(name, env.observation_space, env.action_space, cfg, seed=9)
-    resumed.load_state_dict(copy.deepcopy(old))
-    got = resumed.state_dict()
-    assert set(got) == set(new)
-    for key, value in new.items():
-        if isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values()):
-            for k, v in value.items():
-                assert torch.equal(v, got[key][k]), (key, k)
-    assert got["num_updates"] == new["num_updates"] and torch.equal(got["gen"], new["gen"])

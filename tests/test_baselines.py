@@ -157,6 +157,16 @@ def test_dreamer_config_paper_values():
     assert (cfg.deter, cfg.stoch, cfg.batch_size, cfg.seq_len, cfg.explore_noise) == (200, 30, 50, 50, 0.3)
 
 
+
+@pytest.mark.parametrize("cls", [PlaNetConfig, DreamerConfig])
+def test_rssm_baselines_keep_the_papers_loss_fields(cls):
+    """The loss fields are the shared RSSM defaults (not redeclared by ``RSSMBaselineConfig``): a change of
+    those defaults must not change the baselines silently."""
+    cfg = cls()
+    assert (cfg.min_std, cfg.kl_balance, cfg.kl_scale, cfg.reward_std) == (0.1, 0.5, 1.0, 1.0)
+    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)
+    assert (cfg.deter, cfg.stoch, cfg.model_hidden, cfg.batch_size, cfg.seq_len) == (200, 30, 200, 50, 50)
+
 # ---- sb3-sac -----------------------------------------------------------------------------------
 def test_sb3_sac_uses_our_sac_hyperparameters():
     cfg = SB3SACConfig()

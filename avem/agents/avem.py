@@ -75,31 +75,31 @@ import numpy as np
 import torch
 
 from avem.agents.avem_config import AVEMConfig
-from avem.agents.base import obs_dim
+from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.parts import make_actor, make_belief, make_prior
 from avem.agents.registry import register
 from avem.models.rssm import RSSM
 from avem.nets.actor_critic import SoftActorCritic
+from avem.objective import linear_anneal
 from avem.train.replay import ReplayBuffer
 from avem.variants import variants
 
 
-class AVEMAgent:
+class AVEMAgent(AgentBase):
     """See the module docstring. ``obs: (obs_dim,)`` vectors only (no pixel encoder yet).
 
     Parts (``avem.agents.parts``): ``belief``, ``prior``, ``actor``; and ``ac``, the soft actor-critic
-    (twin critic, amortised policy, temperature) that every variant trains."""
+    (twin critic, amortised policy, temperature) that every variant trains. The checkpoint holds them
+    all (``AgentBase``), the counters and the last metrics."""
+
+    plain_state = ("num_updates", "_last", "ac.num_updates")
 
     def __init__(self, obs_space, act_space, cfg: AVEMConfig, seed: int):
         cfg.validate()
-        if len(obs_space.shape) != 1:
-            raise ValueError(f"AVEM agents take flat vector observations, got shape {obs_space.shape} "
-                             "(no pixel encoder yet)")
-        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
-        self.gen = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
-        with torch.random.fork_rng(devices=[]):  # initialisation depends on the seed only
-            torch.manual_seed(seed)
+        self.obs_dim = flat_obs_dim(obs_space, "an AVEM agent", " (no pixel encoder yet)")
+        super().__init__(seed)
+        self.cfg, self.act_dim = cfg, int(act_space.shape[0])
+        with self.seeded_init(seed):
             self.belief = make_belief(self.obs_dim, self.act_dim, cfg)
             self.feat_dim = self.belief.feat_dim
             self.ac = SoftActorCritic(self.feat_dim, self.act_dim, cfg, self.gen,
@@ -114,12 +114,21 @@ class AVEMAgent:
         """The world model (the generative belief's RSSM; None for a discriminative one): the loop's diagnostics."""
         return getattr(self.belief, "model", None)
 
-    def _parts(self) -> dict:
+    def parts(self) -> dict:
         return {"belief": self.belief, "prior": self.prior, "actor": self.actor}
 
+    def modules(self) -> dict:
+        return {"ac": self.ac, **super().modules()}
+
+    def optimizers(self) -> dict:
+        return {**{f"ac.{k}": o for k, o in self.ac.optimizers().items()}, **super().optimizers()}
+
     def beta_ml(self) -> float:
-        """Current coefficient of the marginal-likelihood term (0 with the switch off)."""
-        return self.belief.beta_ml(self.num_updates)
+        """Current coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""
+        cfg = self.cfg
+        if not cfg.marginal_likelihood:
+            return 0.0
+        return linear_anneal(self.num_updates, cfg.beta_ml_start, cfg.beta_ml_end, cfg.beta_ml_anneal_steps)
 
     def info_gain_weight(self) -> float:
         """Weight of the information gain in the planner's return and the critic's reward: ``alpha * beta_ml``.
@@ -129,9 +138,6 @@ class AVEMAgent:
         return float(self.ac.alpha) * self.beta_ml()
 
     # ---- acting -------------------------------------------------------------------------
-    def initial_state(self):
-        return None
-
     @torch.no_grad()
     def latent(self, state) -> np.ndarray:
         """Probe hook (``avem.probe``): the belief after ``act`` (``belief.latent``)."""
@@ -170,44 +176,6 @@ class AVEMAgent:
         self.num_updates += 1
         self._last.update(metrics)
         return dict(self._last)
-
-    # ---- checkpointing ------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """The soft actor-critic, every part's modules and optimisers (``part.name``), the generators, the counters."""
-        state = {"ac": self.ac.state_dict(), "ac_optim": self.ac.optim_state(), "gen": self.gen.get_state(),
-                 "rng": self.rng.bit_generator.state, "num_updates": self.num_updates, "last": dict(self._last)}
-        for part_name, part in self._parts().items():
-            state.update({f"{part_name}.{k}": m.state_dict() for k, m in part.modules().items()})
-            state.update({f"{part_name}.{k}_optim": o.state_dict() for k, o in part.optimizers().items()})
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        state = _with_part_keys(state)
-        self.ac.load_state_dict(state["ac"])
-        self.ac.load_optim_state(state["ac_optim"])
-        for part_name, part in self._parts().items():
-            for k, m in part.modules().items():
-                m.load_state_dict(state[f"{part_name}.{k}"])
-            for k, o in part.optimizers().items():
-                o.load_state_dict(state[f"{part_name}.{k}_optim"])
-        self.gen.set_state(state["gen"])
-        self.rng.bit_generator.state = state["rng"]
-        self.num_updates = state["num_updates"]
-        self._last = dict(state["last"])
-
-
-_FLAT_KEYS = {"model": "belief.model", "model_optim": "belief.model_optim", "encoder": "belief.encoder",
-              "prior": "prior.net", "prior_optim": "prior.net_optim"}
-"""Checkpoint keys of the agent before it was built from parts -> their part keys."""
-
-
-def _with_part_keys(state: dict) -> dict:
-    """``state`` with the flat keys of a checkpoint written before the parts renamed (runs trained
-    then can still be resumed and probed); the old planner accumulators are dropped."""
-    if "ac" not in state or not any(k in state for k in _FLAT_KEYS):
-        return state
-    out = {_FLAT_KEYS.get(k, k): v for k, v in state.items() if k not in ("plan_sums", "plan_count")}
-    return out
 
 
 # ---- the registered variants (names: avem.variants) ----------------------------------

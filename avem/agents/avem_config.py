@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from avem.checks import require
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
 from avem.variants import ACTION_PRIORS, MODELS
@@ -133,6 +134,4 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
              f"got beta_ml_end={self.beta_ml_end}, kl_balance={self.kl_balance} (use kl_balance=0.5)"),
             *self.model_checks(),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        require(checks)

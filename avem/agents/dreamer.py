@@ -1,8 +1,9 @@
 """Dreamer (Hafner et al. 2020, "Dream to Control"): the RSSM world model of PlaNet, plus an
 actor and a state-value critic trained on imagined latent trajectories with lambda-returns.
 
-Shared code: the world model is ``avem.models.rssm.RSSM`` trained by ``RSSM.loss`` (the ELBO,
-free nats 3), and imagination is ``RSSM.imagine``; the policy's distribution is
+Shared code: the world model is ``avem.models.rssm.RSSM`` trained by ``RSSM.loss`` (the ELBO)
+through the RSSM belief part, with the model sizes and schedule it shares with PlaNet
+(``avem.agents.rssm_baseline``), and imagination is ``RSSM.imagine``; the policy's distribution is
 ``avem.nets.distributions.TanhNormal`` and the networks are ``avem.nets.mlp``. Dreamer's critic
 is a state value V(s) regressed on lambda-returns (not the soft Q of ``avem.nets.actor_critic``),
 and its actor a TanhNormal with Dreamer's mean/std parameterisation: both are written here.
@@ -47,53 +48,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from avem.agents.base import obs_dim
 from avem.agents.registry import register
-from avem.models.rssm import RSSM, RSSMConfig
+from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
 from avem.train.replay import ReplayBuffer
 
 
 @dataclass(frozen=True)
-class DreamerConfig(RSSMConfig):
-    """Dreamer: RSSM fields (paper values where they differ from the shared defaults), training, behaviour."""
+class DreamerConfig(RSSMBaselineConfig):
+    """Dreamer: the RSSM baselines' model and schedule (``RSSMBaselineConfig``), the model's optimiser, behaviour."""
 
-    # ---- the model's sizes and loss (Dreamer v1: plain ELBO; free nats 3 and unit std on pixels, here the
-    # shared RSSM's vector-observation likelihood, see free_nats / obs_scale), pinned here so a
-    # change of the shared RSSM defaults for the AVEM family never changes this baseline silently
-    deter: int = 200
-    """Size of the deterministic GRU state h_t (paper: 200)."""
-    stoch: int = 30
-    """Size of the stochastic Gaussian latent z_t (paper: 30)."""
-    model_hidden: int = 200
-    """Width of the model's hidden layers (paper: 200)."""
-    min_std: float = 0.1
-    """Lower bound of the prior/posterior standard deviations (paper's code: 0.1)."""
+    # ---- the model's optimiser, pinned here so a change of the shared RSSM defaults never changes it silently
     model_lr: float = 6e-4
     """Adam learning rate of the model (paper: 6e-4)."""
     model_grad_clip: float = 100.0
     """Gradient-norm clip of the model update (paper: 100)."""
-    obs_std: float = 0.1
-    """Observation likelihood std, in units of each dimension's running std (``obs_scale``); the paper's form on pixels is ``obs_scale=fixed obs_std=1 free_nats=3``, a nearly flat likelihood on vector observations."""
-    obs_scale: str = "running"
-    """'running': obs_std x each dimension's running std (the shared RSSM's vector-observation default); 'fixed': obs_std in the observation's units (the paper's form)."""
-    reward_std: float = 1.0
-    """Standard deviation of the Gaussian reward likelihood (paper: 1)."""
-    kl_scale: float = 1.0
-    """Scale of the KL term (paper: 1)."""
-    free_nats: float = 0.0
-    """Free nats on the batch-mean KL(q(z)||p(z)) (paper, on pixels: 3). 0 with the vector-observation likelihood below, the shared RSSM's default (``avem.models.rssm.RSSMConfig``): at 3 the clamp held in most updates on vector observations and the transition prior got no gradient."""
-    kl_balance: float = 0.5
-    """0.5 = the plain ELBO gradient (KL balancing came with DreamerV2)."""
-
-    # ---- training schedule -------------------------------------------------------------
-    batch_size: int = 50
-    """Sequence chunks per update (paper: 50)."""
-    seq_len: int = 50
-    """Rows per chunk (paper: 50)."""
-    updates_per_episode: int = 100
-    """Updates per 1000-step episode, run at the episode's first step (paper: 100 every 1000 env steps)."""
 
     # ---- behaviour learning ------------------------------------------------------------
     horizon: int = 15
@@ -125,18 +95,14 @@ class DreamerConfig(RSSMConfig):
     """The actor's pre-squash mean is ``scale * tanh(raw / scale)`` (paper: 5)."""
     actor_entropy: float = 0.0
     """Weight of the actor's entropy bonus (Dreamer v1: 0, exploration by noise; DreamerV2 uses 1e-4)."""
-    explore_noise: float = 0.3
-    """Std of the Gaussian noise added to the sampled action in training episodes (paper: 0.3)."""
 
-    tiny_overrides: ClassVar[dict] = {
-        "deter": 16, "stoch": 4, "model_hidden": 16, "batch_size": 4, "seq_len": 8, "updates_per_episode": 3,
-        "horizon": 3, "units": 16, "actor_layers": 2, "value_layers": 2}
+    tiny_overrides: ClassVar[dict] = {**RSSMBaselineConfig.tiny_overrides, "horizon": 3, "units": 16,
+                                      "actor_layers": 2, "value_layers": 2}
     """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
 
-    def validate(self) -> None:
-        checks = [
-            (self.batch_size >= 1 and self.seq_len >= 2, "batch_size must be >= 1 and seq_len >= 2"),
-            (self.updates_per_episode >= 0, f"updates_per_episode must be >= 0, got {self.updates_per_episode}"),
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            *super().checks(),
             (self.horizon >= 2, f"horizon must be >= 2 (one step is bootstrapped), got {self.horizon}"),
             (self.imagine_starts >= 0, f"imagine_starts must be >= 0, got {self.imagine_starts}"),
             (0.0 < self.gamma <= 1.0 and 0.0 <= self.lambda_ <= 1.0, "gamma must be in (0, 1], lambda_ in [0, 1]"),
@@ -144,12 +110,8 @@ class DreamerConfig(RSSMConfig):
             (self.units >= 1 and self.actor_layers >= 1 and self.value_layers >= 1, "units and layers must be >= 1"),
             (self.action_init_std > 0 and self.action_min_std >= 0 and self.action_mean_scale > 0,
              "action_init_std > 0, action_min_std >= 0, action_mean_scale > 0"),
-            (self.actor_entropy >= 0 and self.explore_noise >= 0, "actor_entropy and explore_noise must be >= 0"),
-            *self.model_checks(),
+            (self.actor_entropy >= 0, f"actor_entropy must be >= 0, got {self.actor_entropy}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
 
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, bootstrap: torch.Tensor, discount: float,
@@ -198,55 +160,39 @@ class _Frozen:
             m.requires_grad_(True)
 
 
-class DreamerAgent:
+class DreamerAgent(RSSMBaseline):
     """``obs: (obs_dim,)`` -> filtering state ``[h, z]`` -> actor -> action; learns in imagination."""
 
-    def __init__(self, obs_space, act_space, cfg: DreamerConfig, seed: int):
-        cfg.validate()
-        if len(obs_space.shape) != 1:
-            raise ValueError(f"dreamer takes flat vector observations, got shape {obs_space.shape} "
-                             "(the shared RSSM has no pixel encoder yet)")
-        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
-        self.gen = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
-        with torch.random.fork_rng(devices=[]):  # initialisation depends on the seed only
-            torch.manual_seed(seed)
-            self.model = RSSM(self.obs_dim, self.act_dim, cfg)
-            self.actor = DreamerActor(self.model.feat_dim, self.act_dim, cfg)
-            self.value = mlp(self.model.feat_dim, 1, cfg.units, cfg.value_layers, nn.ELU)
-        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
+    name = "dreamer"
+
+    def build_heads(self) -> None:
+        cfg, feat_dim = self.cfg, self.model.feat_dim
+        self.actor = DreamerActor(feat_dim, self.act_dim, cfg)
+        self.value = mlp(feat_dim, 1, cfg.units, cfg.value_layers, nn.ELU)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr)
-        self.num_updates = 0
 
-    def initial_state(self):
-        return None
+    def modules(self) -> dict:
+        return {**super().modules(), "actor": self.actor, "value": self.value}
 
-    def latent(self, state) -> np.ndarray:
-        """Probe hook (``avem.probe``): the filtering features ``[h_t, z_t]`` after ``act``, ``(deter + stoch,)``."""
-        return self.model.feat(state["latent"])[0].detach().numpy()
+    def optimizers(self) -> dict:
+        return {**super().optimizers(), "actor": self.actor_opt, "value": self.value_opt}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
-        latent = self.model.filter_obs(obs, state, self.gen, sample=explore)
-        dist = self.actor(self.model.feat(latent))
-        if explore:
-            action = dist.rsample_with_log_prob(self.gen)[0]
-            noise = self.cfg.explore_noise * torch.randn(action.shape, generator=self.gen)
-            action = (action + noise).clamp(-1.0, 1.0)
-        else:
-            action = dist.mode()
+        latent, feat = self.filter(obs, state, explore)
+        dist = self.actor(feat)
+        action = self.add_noise(dist.rsample_with_log_prob(self.gen)[0]) if explore else dist.mode()
         return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One update: world model, then actor and value on imagined trajectories."""
         cfg = self.cfg
-        raw = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
         # 1. world model
-        out, _ = self.model.train_step(self.model_opt, raw, self.gen)
+        seen = self.learn_model(buffer)
         # 2.-4. imagination from every posterior state, actor through the dynamics
-        start = {k: v.detach().reshape(-1, v.shape[-1]) for k, v in out.post.items()}
+        start = {k: v.reshape(-1, v.shape[-1]) for k, v in seen.post.items()}
         n = start["deter"].shape[0]
         if 0 < cfg.imagine_starts < n:
             keep = torch.randperm(n, generator=self.gen)[: cfg.imagine_starts]
@@ -263,8 +209,7 @@ class DreamerAgent:
         value_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.value.parameters(), cfg.ac_grad_clip)
         self.value_opt.step()
-        self.num_updates += 1
-        return {**out.metrics, "actor_loss": actor_loss.item(), "value_loss": value_loss.item(),
+        return {**seen.metrics, "actor_loss": actor_loss.item(), "value_loss": value_loss.item(),
                 "imag_return": imag["returns"].mean().item(), "imag_reward": imag["reward"].mean().item(),
                 "value_mean": imag["value"].mean().item(), "entropy": imag["entropy"].item()}
 
@@ -289,23 +234,6 @@ class DreamerAgent:
             actor_loss = -(weights * returns).mean() - cfg.actor_entropy * entropy
         return actor_loss, {"feat": traj["feat"], "reward": traj["reward"], "value": value, "returns": returns,
                             "weights": weights, "entropy": entropy}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "actor": self.actor.state_dict(), "value": self.value.state_dict(),
-                "model_opt": self.model_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "value_opt": self.value_opt.state_dict(), "gen": self.gen.get_state(),
-                "rng": self.rng.bit_generator.state, "num_updates": self.num_updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.actor.load_state_dict(state["actor"])
-        self.value.load_state_dict(state["value"])
-        self.model_opt.load_state_dict(state["model_opt"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.value_opt.load_state_dict(state["value_opt"])
-        self.gen.set_state(state["gen"])
-        self.rng.bit_generator.state = state["rng"]
-        self.num_updates = state["num_updates"]
 
 
 register("dreamer", DreamerAgent, DreamerConfig,

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from avem.agents.base import obs_dim
+from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
 from avem.nets.actor_critic import ActorCriticConfig, SoftActorCritic
 from avem.train.replay import ReplayBuffer
@@ -43,20 +43,23 @@ class SACConfig(ActorCriticConfig):
             raise ValueError("batch_size must be >= 1 and updates_per_step >= 0")
 
 
-class SACAgent:
+class SACAgent(AgentBase):
     """``obs: (obs_dim,)`` -> stacked ``(frame_stack * obs_dim,)`` features -> squashed Gaussian action."""
 
+    plain_state = ("ac.num_updates",)
+
     def __init__(self, obs_space, act_space, cfg: SACConfig, seed: int):
-        if len(obs_space.shape) != 1:
-            raise ValueError(f"sac takes flat vector observations, got shape {obs_space.shape}; "
-                             "use a state/pos/flicker/noisy/distract task or a model-based agent for pixels")
-        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
-        self.gen = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.obs_dim = flat_obs_dim(obs_space, "sac", "; use a state/pos/flicker/noisy/distract task or a "
+                                    "model-based agent for pixels")
+        super().__init__(seed)
+        self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg, self.gen)
 
-    def initial_state(self):
-        return None
+    def modules(self) -> dict:
+        return {"ac": self.ac}
+
+    def optimizers(self) -> dict:
+        return {f"ac.{k}": o for k, o in self.ac.optimizers().items()}
 
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
@@ -74,16 +77,6 @@ class SACAgent:
         feat, next_feat = obs[:, :k].flatten(1), obs[:, 1:].flatten(1)
         discount = 1.0 - b["is_terminal"][:, k].float()
         return self.ac.update(feat, b["action"][:, k], b["reward"][:, k], next_feat, discount)
-
-    def state_dict(self) -> dict:
-        return {"nets": self.ac.state_dict(), "optim": self.ac.optim_state(),
-                "gen": self.gen.get_state(), "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ac.load_state_dict(state["nets"])
-        self.ac.load_optim_state(state["optim"])
-        self.gen.set_state(state["gen"])
-        self.rng.bit_generator.state = state["rng"]
 
 
 register("sac", SACAgent, SACConfig,

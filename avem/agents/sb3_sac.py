@@ -29,9 +29,11 @@ SB3's own choices are kept, and differ from ``sac`` in these places (none is a t
 
 Randomness: SB3 draws policy noise from torch's GLOBAL generator (saved by the loop) and samples
 its buffer with numpy's GLOBAL ``np.random`` (saved here). Both are seeded at construction by
-SB3's ``set_random_seed(seed)``. ``state_dict`` holds the networks, optimisers, temperature,
-SB3's buffer contents, the row cursor and ``np.random``'s state, so a resumed run reproduces an
-uninterrupted one exactly.
+SB3's ``set_random_seed(seed)``. The checkpoint is ``AgentBase``'s where SB3's objects fit it (the
+policy's networks, the optimisers, the counters) plus what does not: SB3's buffer contents, the
+temperature ``log_ent_coef`` (a bare tensor that SB3's optimiser steps, so it is copied in place,
+not reassigned) and ``np.random``'s state (a global, not a generator the agent owns), so a resumed
+run reproduces an uninterrupted one exactly.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from avem.agents.base import obs_dim
+from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
 from avem.nets.actor_critic import ActorCriticConfig
 from avem.train.replay import ReplayBuffer
@@ -90,16 +92,18 @@ class _SpacesOnly(gym.Env):
         raise NotImplementedError("sb3-sac never steps SB3's env: the avem loop owns the environment")
 
 
-class SB3SACAgent:
+class SB3SACAgent(AgentBase):
     """``obs: (obs_dim,)`` -> stacked ``(frame_stack * obs_dim,)`` -> SB3 SAC policy -> ``(act_dim,)``."""
+
+    plain_state = ("num_updates", "_synced", "_stack", "model._n_updates")
 
     def __init__(self, obs_space, act_space, cfg: SB3SACConfig, seed: int):
         from stable_baselines3 import SAC
         from stable_baselines3.common.logger import Logger
 
-        if len(obs_space.shape) != 1:
-            raise ValueError(f"sb3-sac takes flat vector observations, got shape {obs_space.shape}")
-        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim(obs_space), int(act_space.shape[0])
+        self.obs_dim = flat_obs_dim(obs_space, "sb3-sac")
+        super().__init__(seed)
+        self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         stacked = gym.spaces.Box(-np.inf, np.inf, (cfg.frame_stack * self.obs_dim,), np.float32)
         box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)  # the loop's actions; SB3 then rescales nothing
         self.model = SAC(
@@ -120,8 +124,17 @@ class SB3SACAgent:
             return np.repeat(obs[None], self.cfg.frame_stack, 0)
         return np.concatenate([state[1:], obs[None]])
 
-    def initial_state(self):
-        return None
+    def modules(self) -> dict:
+        return {"policy": self.model.policy}
+
+    def optimizers(self) -> dict:
+        m = self.model
+        opts = {"actor": m.actor.optimizer, "critic": m.critic.optimizer}
+        return opts if m.ent_coef_optimizer is None else {**opts, "ent_coef": m.ent_coef_optimizer}
+
+    def generators(self) -> dict:
+        """None of the agent's own: SB3 draws from the global generators (module docstring)."""
+        return {}
 
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
@@ -156,37 +169,25 @@ class SB3SACAgent:
         return metrics
 
     def state_dict(self) -> dict:
+        """``AgentBase``'s checkpoint plus SB3's buffer, temperature and ``np.random``'s state (module docstring)."""
         m, rb = self.model, self.model.replay_buffer
         n = rb.buffer_size if rb.full else rb.pos
-        state = {
-            "policy": m.policy.state_dict(),
-            "actor_optim": m.actor.optimizer.state_dict(),
-            "critic_optim": m.critic.optimizer.state_dict(),
-            "n_updates": m._n_updates,
-            "buffer": {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_FIELDS}},
-            "num_updates": self.num_updates, "synced": self._synced, "stack": self._stack,
-            "np_random": np.random.get_state(),
-        }
+        state = {**super().state_dict(), "np_random": np.random.get_state(),
+                 "buffer": {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_FIELDS}}}
         if m.ent_coef_optimizer is not None:
             state["log_ent_coef"] = m.log_ent_coef.detach().clone()
-            state["ent_coef_optim"] = m.ent_coef_optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         m, rb = self.model, self.model.replay_buffer
-        m.policy.load_state_dict(state["policy"])
-        m.actor.optimizer.load_state_dict(state["actor_optim"])
-        m.critic.optimizer.load_state_dict(state["critic_optim"])
-        m._n_updates = state["n_updates"]
-        if "log_ent_coef" in state:
+        if m.ent_coef_optimizer is not None:
             with torch.no_grad():
                 m.log_ent_coef.copy_(state["log_ent_coef"])
-            m.ent_coef_optimizer.load_state_dict(state["ent_coef_optim"])
         b = state["buffer"]
         for k in _BUFFER_FIELDS:
             getattr(rb, k)[: len(b[k])] = b[k]
         rb.pos, rb.full = b["pos"], b["full"]
-        self.num_updates, self._synced, self._stack = state["num_updates"], state["synced"], state["stack"]
         np.random.set_state(state["np_random"])
 
 

@@ -166,15 +166,10 @@ class SoftActorCritic(nn.Module):
         metrics["alpha"] = self.alpha.item()
         return metrics
 
-    def optim_state(self) -> dict:
-        return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict(),
-                "alpha": self.alpha_opt.state_dict(), "num_updates": self.num_updates}
-
-    def load_optim_state(self, state: dict) -> None:
-        self.actor_opt.load_state_dict(state["actor"])
-        self.critic_opt.load_state_dict(state["critic"])
-        self.alpha_opt.load_state_dict(state["alpha"])
-        self.num_updates = state["num_updates"]
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The actor's, the critic's and the temperature's Adam (an agent checkpoints them with this module
+        and its ``num_updates``: ``avem.agents.base.AgentBase``)."""
+        return {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt}
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from avem.agents import registry
+from avem.checks import require
 from avem.envs import parse_task_id
 
 
@@ -71,9 +72,7 @@ class RunConfig:
             (self.steps % ar == 0, f"steps={self.steps} is not a multiple of the action repeat {ar}"),
             (self.eval_every % ar == 0, f"eval_every={self.eval_every} is not a multiple of the action repeat {ar}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        require(checks)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

@@ -7,13 +7,14 @@
   ``obs: (O,)`` with the agent's state ``{"latent": filter state, "action": a_{t-1} (1, A)}``
   (None at an episode start);
 - ``latent(filter state) -> (F,)``: the probe hook's features; ``feat_dim``: F;
-- ``critic_params()``: parameters the critic's loss trains (the discriminative encoder's);
-- ``beta_ml(updates)``: the marginal-likelihood coefficient after that many updates.
+- ``critic_params()``: parameters the critic's loss trains (the discriminative encoder's).
 
 ``RSSMBelief`` (generative): the RSSM trained on its own loss (``RSSM.loss``: ``cll``, ``kl_z``
-and, with the marginal-likelihood switch, ``mll`` scaled by the annealed ``beta_ml``); features
-``[h_t, z_t]`` detached from the model before the critic, as in SLAC. ``RecurrentBelief``
-(discriminative): a GRU trained only through the critic; no likelihood, no metrics.
+and, with ``iw_samples > 0``, ``mll`` scaled by the ``beta_ml`` the caller passes); features
+``[h_t, z_t]`` detached from the model before the critic, as in SLAC. It is also the world model
+of the RSSM baselines (``planet``, ``dreamer``: ``iw_samples = 0``, the ELBO), which read its
+posterior states and gradient norm from ``Observed``. ``RecurrentBelief`` (discriminative): a GRU
+trained only through the critic; no likelihood, no metrics.
 """
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ import torch
 
 from avem.agents.avem_config import AVEMConfig
 from avem.models.recurrent import RecurrentEncoder
-from avem.models.rssm import RSSM, State
-from avem.objective import linear_anneal
+from avem.models.rssm import RSSM, RSSMConfig, State
 
 
 @dataclass
@@ -38,15 +38,23 @@ class Observed:
     """The belief's loss terms (``{}`` for a belief without a loss of its own)."""
     info_gain: torch.Tensor | None
     """(B, L) data-side information gain ``log p(x_t | z_t) - log p(x_t | past)``; None without the term."""
+    post: State | None = None
+    """Posterior states ``{deter, stoch, mean, std}`` (B, L, .), detached; None for a belief without them."""
+    grad_norm: float | None = None
+    """Gradient norm of the belief's own update, before clipping; None without one."""
 
 
 class RSSMBelief:
-    """Generative belief: ``RSSM`` filtering posterior, trained on the model loss at ``model_lr``."""
+    """Generative belief: ``RSSM`` filtering posterior, trained on the model loss by Adam at ``model_lr``.
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: AVEMConfig):
-        self.cfg = cfg
+    ``iw_samples``: K of the marginal-likelihood term (0: the ELBO alone); ``ml_reward``: whether the
+    marginal holds the reward (``RSSM.loss``); ``adam_eps``: the optimiser's epsilon."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: RSSMConfig, iw_samples: int = 0, ml_reward: bool = True,
+                 adam_eps: float = 1e-8):
+        self.iw_samples, self.ml_reward = iw_samples, ml_reward
         self.model = RSSM(obs_dim, act_dim, cfg)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr, eps=adam_eps)
         self.feat_dim = self.model.feat_dim
 
     def modules(self) -> dict:
@@ -58,20 +66,12 @@ class RSSMBelief:
     def critic_params(self) -> tuple:
         return ()
 
-    def beta_ml(self, updates: int) -> float:
-        """Coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""
-        cfg = self.cfg
-        if not cfg.marginal_likelihood:
-            return 0.0
-        return linear_anneal(updates, cfg.beta_ml_start, cfg.beta_ml_end, cfg.beta_ml_anneal_steps)
-
-    def observe(self, windows: dict[str, torch.Tensor], gen: torch.Generator, beta_ml: float) -> Observed:
-        """One model update (``RSSM.train_step``) on the windows; features of its posterior, detached."""
-        cfg = self.cfg
-        out, _ = self.model.train_step(self.opt, windows, gen, beta_ml=beta_ml,
-                                       iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0,
-                                       ml_reward=cfg.ml_reward)
-        return Observed(self.model.feat(out.post).detach(), dict(out.metrics), out.info_gain)
+    def observe(self, windows: dict[str, torch.Tensor], gen: torch.Generator, beta_ml: float = 0.0) -> Observed:
+        """One model update (``RSSM.train_step``) on the windows; its posterior, detached, and features."""
+        out, grad_norm = self.model.train_step(self.opt, windows, gen, beta_ml=beta_ml, iw_samples=self.iw_samples,
+                                               ml_reward=self.ml_reward)
+        post = {k: v.detach() for k, v in out.post.items()}
+        return Observed(self.model.feat(post), dict(out.metrics), out.info_gain, post, grad_norm)
 
     @torch.no_grad()
     def filter(self, obs: np.ndarray, state: dict | None, gen: torch.Generator,
@@ -102,9 +102,6 @@ class RecurrentBelief:
     def critic_params(self) -> tuple:
         return tuple(self.encoder.parameters())
 
-    def beta_ml(self, updates: int) -> float:
-        return 0.0
-
     def observe(self, windows: dict[str, torch.Tensor], gen: torch.Generator, beta_ml: float) -> Observed:
         """The GRU over the windows, with the graph (the critic's loss trains it)."""
         feat = self.encoder.observe(windows["obs"], windows["action"], windows["is_first"])
@@ -126,5 +123,8 @@ class RecurrentBelief:
 
 
 def make_belief(obs_dim: int, act_dim: int, cfg: AVEMConfig) -> RSSMBelief | RecurrentBelief:
-    """The belief of ``cfg.model``."""
-    return (RSSMBelief if cfg.model == "generative" else RecurrentBelief)(obs_dim, act_dim, cfg)
+    """The belief of ``cfg.model`` (generative: the marginal likelihood's K where the switch is on)."""
+    if cfg.model == "discriminative":
+        return RecurrentBelief(obs_dim, act_dim, cfg)
+    return RSSMBelief(obs_dim, act_dim, cfg, iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0,
+                      ml_reward=cfg.ml_reward)
