@@ -101,8 +101,10 @@ def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
         plan = cem_plan(agent.model, latent, 1, cfg.plan_horizon, cfg.plan_candidates, cfg.plan_iterations,
                         cfg.plan_top_k, cfg.plan_discount, agent.gen)
     assert np.allclose(action, plan.mean[0].numpy())
-    a2, *_ = agent.act(obs, state, explore=True)
+    assert agent.act(obs, None, explore=False)[2] == {}  # evaluation: no planner statistics
+    a2, _, extras = agent.act(obs, state, explore=True)
     assert a2.shape == (1,) and -1 <= a2[0] <= 1
+    assert set(extras) == {"plan_return"} and np.isfinite(extras["plan_return"])  # the loop logs its episode mean
 
 
 # ---- Dreamer ---------------------------------------------------------------------------------

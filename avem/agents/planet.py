@@ -1,5 +1,5 @@
-"""PlaNet (Hafner et al. 2019): an RSSM trained on the ELBO with free nats, and CEM planning in
-its latent space. No policy, no value function.
+"""PlaNet (Hafner et al. 2019): an RSSM trained on the ELBO, and CEM planning in its latent space.
+No policy, no value function.
 
 Shared code: the world model is ``avem.models.rssm.RSSM`` (the AVEM family's model) trained by
 its own ``RSSM.loss`` (``iw_samples=0``: the ELBO, terms ``cll`` and ``kl_z``) through the RSSM
@@ -95,34 +95,31 @@ class PlaNetAgent(RSSMBaseline):
     """``obs: (obs_dim,)`` -> filtering state ``[h, z]`` -> CEM over ``(H, act_dim)`` -> first action."""
 
     name = "planet"
-    plain_state = ("num_updates", "_plan_returns")
 
     def __init__(self, obs_space, act_space, cfg: PlaNetConfig, seed: int):
         super().__init__(obs_space, act_space, cfg, seed, adam_eps=cfg.model_eps)
-        self._plan_returns: list[float] = []
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
-        """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start."""
+        """``state``: ``{"latent": filtering state (1, .), "action": a_{t-1} (1, A)}``; None at an episode start.
+
+        Extras when exploring: ``plan_return``, the mean return of the CEM's elite sequences (the loop
+        logs its episode mean as ``train/plan_return``)."""
         cfg = self.cfg
         latent, _ = self.filter(obs, state, explore)
         plan = cem_plan(self.model, latent, self.act_dim, cfg.plan_horizon, cfg.plan_candidates,
                         cfg.plan_iterations, cfg.plan_top_k, cfg.plan_discount, self.gen)
-        action = plan.mean[0:1]
+        action, extras = plan.mean[0:1], {}
         if explore:
-            self._plan_returns.append(plan.elite_return)
+            extras["plan_return"] = float(plan.elite_return)
             action = self.add_noise(action)
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
+        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, extras
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
-        """One model update; the first after acting also reports ``plan_return``, the mean CEM elite return since."""
+        """One model update (the world model's ELBO terms and its gradient norm)."""
         seen = self.learn_model(buffer)
-        metrics = {**seen.metrics, "model_grad_norm": seen.grad_norm}
-        if self._plan_returns:
-            metrics["plan_return"] = float(np.mean(self._plan_returns))
-            self._plan_returns = []
-        return metrics
+        return {**seen.metrics, "model_grad_norm": seen.grad_norm}
 
 
 register("planet", PlaNetAgent, PlaNetConfig,
-         "PlaNet: RSSM on the ELBO (free nats 3) + CEM planning (H=12, CPU-scaled 300/5/top-30); no policy or value")
+         "PlaNet: RSSM on the ELBO + CEM planning (H=12, CPU-scaled 300/5/top-30); no policy or value")
