@@ -30,6 +30,7 @@ SEEDS = [0, 1, 2]
 MISSING = ("cartpole-swingup-distract", "avem-gen-ml-learned-plan", 2)
 FAILED = ("finger-spin-pos", "sac", 1)
 RUNNING = ("finger-spin-pos", "avem-gen-elbo-uniform-plan", 0)
+DIVERGED = ("finger-spin-pos", "avem-disc-uniform", 2)
 ANCHORS = Path(__file__).resolve().parents[1] / "workflows" / "config" / "anchors.csv"  # from shared/anchors
 STEPS, EVAL_EVERY, EPISODE = 500_000, 50_000, 10_000
 
@@ -97,6 +98,10 @@ def make_study(root: Path) -> tuple[Path, Path]:
         if key == RUNNING:
             write_run(runs, *key, steps=300_000, status="running")
             continue
+        if key == DIVERGED:
+            d = write_run(runs, *key, steps=200_000, status="failed")
+            (d / "run.json").write_text(json.dumps({"status": "failed", "reason": "non-finite critic_loss at step 203000"}))
+            continue
         d = write_run(runs, *key)
         if key == FAILED:
             (d / "eval.csv").write_bytes(b"\x00\xff garbage,\n\"unterminated")
@@ -137,8 +142,8 @@ def test_collect_reports_every_expected_run(study):
     assert list(runs.columns[:6]) == ["task", "agent", "seed", "status", "final_step", "final_return"]
     status = {(r.task, r.agent, r.seed): r.status for r in runs.itertuples()}
     assert status[MISSING] == "missing" and status[FAILED] == "failed (unreadable)"
-    assert status[RUNNING] == "running (incomplete)"
-    assert sum(s == "finished" for s in status.values()) == len(runs) - 3
+    assert status[RUNNING] == "running (incomplete)" and status[DIVERGED] == "failed"
+    assert sum(s == "finished" for s in status.values()) == len(runs) - 4
     ev = pd.read_csv(tables / "eval.csv")
     assert not ((ev["task"] == FAILED[0]) & (ev["agent"] == FAILED[1]) & (ev["seed"] == FAILED[2])).any()
     assert (ev["seed"] != 7).all()
@@ -164,13 +169,17 @@ def test_every_figure_and_table_exists_with_captions(study):
     assert all(len(c) > 40 for c in captions.values())
     assert "seeds per agent and task" in captions["curves.png"] and "Laskin et al. 2020" in captions["curves.png"]
     assert "missing" in captions["curves.png"]  # missing/failed runs said in every caption
+    # a diverged run is drawn (a cross at its last evaluation) and named with its reason
+    assert ("Crosses: runs that failed (diverged) at their last evaluation: finger-spin-pos/avem-disc-uniform/seed2 "
+            "at 200k steps (non-finite critic_loss at step 203000)") in captions["curves.png"]
 
 
 def test_missing_and_failed_runs_are_tabled(study):
     _, tables, _ = study
     miss = pd.read_csv(tables / "missing_runs.csv")
     keys = {(r.task, r.agent, r.seed): r.status for r in miss.itertuples()}
-    assert keys == {MISSING: "missing", FAILED: "failed (unreadable)", RUNNING: "running (incomplete)"}
+    assert keys == {MISSING: "missing", FAILED: "failed (unreadable)", RUNNING: "running (incomplete)",
+                    DIVERGED: "failed"}
     assert "avem-gen-ml-learned-plan" in (tables / "missing_runs.md").read_text()
 
 

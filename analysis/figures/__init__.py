@@ -64,7 +64,7 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
     missing = tidy.missing_note(runs)
     seeds = curves.seeds_text(ev)
 
-    entries = [curves.figure(ev, anchor_df, out_dir, tables_dir, seed, reps, missing)]
+    entries = [curves.figure(ev, anchor_df, out_dir, tables_dir, seed, reps, missing, runs)]
     agg_entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds)
     entries += agg_entries
     entries += ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)

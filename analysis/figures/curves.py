@@ -2,21 +2,27 @@
 
 One line per agent: the mean over seeds of each seed's mean evaluation return, with a 95%
 percentile-bootstrap band over seeds (``analysis.stats.bootstrap_mean_ci``, seeded). Published
-anchors of the same domain-task are drawn as grey reference marks at their step counts.
+anchors of the same domain-task are drawn as grey reference marks at their step counts. A run that
+ended early as failed (it diverged: ``runs.csv`` status ``failed``, reason in ``note``) is drawn as a
+cross in its agent's colour at its last evaluation, so the mean line's later points are visibly
+over fewer seeds; the caption names each failed run and why.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from analysis import agents as A
-from analysis import style
+from analysis import style, tidy
 from analysis.figures import anchors as anchor_marks
 from analysis.scores import domain_task, per_run_steps
 from analysis.stats import bootstrap_mean_ci
+from avem.train import rundir
 
 CURVE_COLUMNS = ["task", "agent", "step", "n_seeds", "mean", "ci_low", "ci_high"]
+KEY_COLUMNS = ["task", "agent", "seed"]
 
 
 def curve_table(eval_df: pd.DataFrame, seed: int, reps: int) -> pd.DataFrame:
@@ -42,11 +48,24 @@ def seeds_text(eval_df: pd.DataFrame) -> str:
     return "seeds per agent and task: " + ", ".join(parts)
 
 
+def failed_points(eval_df: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each run that ended as failed (diverged) with evaluations: ``task, agent, seed, step, return, note`` of
+    its last evaluation (``return``: the mean over that evaluation's episodes)."""
+    cols = KEY_COLUMNS + ["step", "return", "note"]
+    if runs.empty or eval_df.empty:
+        return pd.DataFrame(columns=cols)
+    failed = runs[runs["status"] == tidy.FAILED_RUN][KEY_COLUMNS + ["note"]]
+    last = per_run_steps(eval_df).groupby(KEY_COLUMNS, as_index=False).last()
+    return last.merge(failed, on=KEY_COLUMNS)[cols]
+
+
 def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int,
-           reps: int, note: str | None) -> dict:
-    """Write ``curves.{png,pdf}`` and the table ``curves.{csv,md}``; returns files and caption."""
+           reps: int, note: str | None, runs: pd.DataFrame | None = None) -> dict:
+    """Write ``curves.{png,pdf}`` and the table ``curves.{csv,md}``; returns files and caption.
+    ``runs``: ``runs.csv``, whose failed (diverged) runs are marked."""
     style.setup()
     table = curve_table(eval_df, seed, reps)
+    failed = failed_points(eval_df, runs if runs is not None else pd.DataFrame())
     if table.empty:
         files = style.placeholder(out_dir, "curves", "Learning curves", "No evaluation data: " + (note or ""))
         files += style.write_table(table, tables_dir, "curves", "Learning curves")
@@ -74,6 +93,11 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
                               marker=A.marker(agent), ms=3.5, markevery=max(1, len(c) // 8))
             ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
             handles.setdefault(A.label(agent), line)
+        for r in failed[failed["task"] == task].to_dict("records"):
+            ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
+                    color=A.colour(r["agent"]), zorder=5)
+            handles.setdefault("failed run (diverged), in its agent's colour: its last evaluation",
+                               Line2D([], [], ls="none", marker="X", ms=9, mec="black", mew=0.8, color="white"))
         xmax = float(t["step"].max())
         omitted = anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, anchor_handles, offset=0.012 * xmax)
         if omitted:
@@ -101,7 +125,11 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     if omitted_any:
         anchors_text += (" Anchors at " + ", ".join(style.fmt_steps(s) for s in sorted(omitted_any))
                          + " steps lie beyond the plotted range and are shown in the anchors figure.")
+    failed_text = ("" if failed.empty else " Crosses: runs that failed (diverged) at their last evaluation: " + "; ".join(
+        f"{rundir.run_name(r.task, r.agent, r.seed)} at {style.fmt_steps(r.step)} steps ({r.note})"
+        for r in failed.itertuples()) + ".")
     caption = (f"Learning curves on {len(tasks)} task(s): evaluation return (deterministic policy) against "
                f"simulator steps; line = mean over seeds, band = 95% percentile bootstrap CI ({reps} resamples, "
-               f"seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM variants without planning. " + anchors_text)
+               f"seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM variants without planning." + failed_text
+               + " " + anchors_text)
     return {"files": files, "caption": caption.strip()}
