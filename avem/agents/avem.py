@@ -71,6 +71,8 @@ Metrics, each part's own (so a key appears iff its part has the term):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -81,8 +83,10 @@ from avem.agents.registry import register
 from avem.models.rssm import RSSM
 from avem.nets.actor_critic import SoftActorCritic
 from avem.objective import linear_anneal
-from avem.train.replay import ReplayBuffer
 from avem.variants import variants
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 class AVEMAgent(AgentBase):

@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from typing import Any, ClassVar, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
 
-from avem.train.replay import ReplayBuffer
+if TYPE_CHECKING:  # the agents package does not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 @runtime_checkable

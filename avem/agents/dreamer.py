@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -52,7 +52,9 @@ from avem.agents.registry import register
 from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
-from avem.train.replay import ReplayBuffer
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 @dataclass(frozen=True)

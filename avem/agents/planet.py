@@ -41,7 +41,7 @@ Deviations from the paper (each a config field; nothing else differs in kind):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ import torch
 from avem.agents.registry import register
 from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig
 from avem.planning.cem import cem_plan
-from avem.train.replay import ReplayBuffer
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 @dataclass(frozen=True)

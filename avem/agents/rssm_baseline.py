@@ -16,7 +16,7 @@ baseline declares, the generators and ``num_updates``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -25,7 +25,9 @@ from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.parts.belief import Observed, RSSMBelief
 from avem.checks import require
 from avem.models.rssm import RSSM, RSSMConfig, State
-from avem.train.replay import ReplayBuffer
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 @dataclass(frozen=True)

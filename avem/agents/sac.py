@@ -9,7 +9,7 @@ reference, labelled as an oracle in figures).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -17,7 +17,9 @@ import torch
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
 from avem.nets.actor_critic import ActorCriticConfig, SoftActorCritic
-from avem.train.replay import ReplayBuffer
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 
 @dataclass(frozen=True)

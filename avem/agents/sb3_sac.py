@@ -38,7 +38,7 @@ run reproduces an uninterrupted one exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -47,7 +47,9 @@ import torch
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
 from avem.nets.actor_critic import ActorCriticConfig
-from avem.train.replay import ReplayBuffer
+
+if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
+    from avem.train.replay import ReplayBuffer
 
 _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
