@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.layout_engine import PlaceHolderLayoutEngine  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -91,11 +92,55 @@ def note_width(width_in: float) -> int:
     return max(40, int(width_in * 72 / (NOTE_SIZE * 0.56)))
 
 
+LAYOUT_GRID = 2.0 ** -20
+"""Step (a fraction of the enclosing figure) that :func:`freeze_layout` snaps every box to."""
+
+
+def snap(values) -> np.ndarray:
+    """``values`` rounded to the nearest multiple of ``LAYOUT_GRID`` (exact binary fractions, never -0.0).
+
+    Two inputs a few ulps apart land on the same float unless they straddle a grid midpoint, which for
+    values a few ulps apart has a probability of about 1e-10.
+    """
+    return np.round(np.asarray(values, dtype=float) / LAYOUT_GRID) * LAYOUT_GRID + 0.0
+
+
+def _subfigures(fig) -> list:
+    """Every sub-figure of ``fig``, nested ones included."""
+    out = []
+    for sub in getattr(fig, "subfigs", []):
+        out += [sub, *_subfigures(sub)]
+    return out
+
+
+def freeze_layout(fig) -> None:
+    """Run ``fig``'s layout engine once at the PNG resolution, snap its result, then switch the engine off.
+
+    Constrained layout solves its constraints with kiwisolver, whose internal order follows the memory
+    addresses of its variables; the same figure can therefore come out a few ulps apart from one
+    process (or one construction) to the next, which a PDF prints as a different last digit. Snapping
+    every axes position and sub-figure box to ``LAYOUT_GRID`` (1e-6 of the figure: far below a pixel
+    or a printed point) makes the layout, and every coordinate drawn from it, the same float in every
+    process. The PNG and the PDF then share this one layout.
+    """
+    if fig.get_layout_engine() is None or isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        return  # no engine, or one already frozen
+    fig.set_dpi(plt.rcParams["savefig.dpi"])
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    for sub in _subfigures(fig):
+        sub.bbox_relative.set_points(snap(sub.bbox_relative.get_points()))
+    for ax in fig.get_axes():
+        ax.set_position(snap(ax.get_position().bounds))
+
+
 def save(fig, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` without time stamps; closes the figure."""
+    """Write ``stem.png`` and ``stem.pdf`` without time stamps from one frozen layout (:func:`freeze_layout`);
+    closes the figure."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
+    freeze_layout(fig)
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
@@ -122,6 +167,7 @@ def grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     """(rows, cols) for ``n`` panels."""
     cols = max(1, min(max_cols, n))
     return math.ceil(max(n, 1) / cols), cols
+
 
 
 # ------------------------------------------------------------------------------------------
