@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 from analysis import style
-from analysis.figures import terms
+from analysis.figures import curves, terms
 
 
 def _term_table(agents=("sac", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan")) -> pd.DataFrame:
@@ -64,3 +64,15 @@ def test_the_same_figure_gives_the_same_pdf_bytes_every_time(tmp_path):
                                   tmp_path / str(i), "a note")
         digests.add(tuple(hashlib.sha256(f.read_bytes()).hexdigest() for f in files))
     assert len(digests) == 1
+
+
+def test_failed_points_takes_the_per_run_points_and_marks_each_failed_run_at_its_last_evaluation():
+    points = pd.DataFrame({"task": ["t-a-pos"] * 5, "agent": ["sac", "sac", "sac", "sac", "random"],
+                           "seed": [1, 1, 0, 0, 1], "step": [20, 10, 10, 20, 10],
+                           "return": [5.0, 50.0, 1.0, 2.0, 3.0]})  # out of step order on purpose
+    runs = pd.DataFrame({"task": ["t-a-pos"] * 3, "agent": ["sac", "sac", "random"], "seed": [1, 0, 1],
+                         "status": ["failed", "finished", "finished"], "note": ["non-finite loss", "", ""]})
+    got = curves.failed_points(points, runs)
+    assert got.to_dict("records") == [{"task": "t-a-pos", "agent": "sac", "seed": 1, "step": 20, "return": 5.0,
+                                       "note": "non-finite loss"}]
+    assert curves.failed_points(points.iloc[:0], runs).empty

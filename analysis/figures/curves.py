@@ -25,11 +25,11 @@ CURVE_COLUMNS = ["task", "agent", "step", "n_seeds", "mean", "ci_low", "ci_high"
 KEY_COLUMNS = ["task", "agent", "seed"]
 
 
-def curve_table(eval_df: pd.DataFrame, seed: int, reps: int) -> pd.DataFrame:
-    """Mean and 95% bootstrap CI over seeds at every (task, agent, evaluation step)."""
-    pts = per_run_steps(eval_df)
+def curve_table(points: pd.DataFrame, seed: int, reps: int) -> pd.DataFrame:
+    """Mean and 95% bootstrap CI over seeds at every (task, agent, evaluation step); ``points``: one row per run and
+    evaluation step (``analysis.scores.per_run_steps``)."""
     rows = []
-    for (task, agent, step), g in pts.groupby(["task", "agent", "step"], sort=True):
+    for (task, agent, step), g in points.groupby(["task", "agent", "step"], sort=True):
         m, lo, hi = bootstrap_mean_ci(g["return"].to_numpy(), reps=reps, seed=seed)
         rows.append({"task": task, "agent": agent, "step": int(step), "n_seeds": len(g), "mean": m,
                      "ci_low": lo, "ci_high": hi})
@@ -48,14 +48,15 @@ def seeds_text(eval_df: pd.DataFrame) -> str:
     return "seeds per agent and task: " + ", ".join(parts)
 
 
-def failed_points(eval_df: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def failed_points(points: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Each run that ended as failed (diverged) with evaluations: ``task, agent, seed, step, return, note`` of
-    its last evaluation (``return``: the mean over that evaluation's episodes)."""
+    its last evaluation; ``points``: one row per run and evaluation step (``analysis.scores.per_run_steps``, whose
+    ``return`` is the mean over that evaluation's episodes)."""
     cols = KEY_COLUMNS + ["step", "return", "note"]
-    if runs.empty or eval_df.empty:
+    if runs.empty or points.empty:
         return pd.DataFrame(columns=cols)
     failed = runs[runs["status"] == tidy.FAILED_RUN][KEY_COLUMNS + ["note"]]
-    last = per_run_steps(eval_df).groupby(KEY_COLUMNS, as_index=False).last()
+    last = points.sort_values(KEY_COLUMNS + ["step"]).groupby(KEY_COLUMNS, as_index=False).last()
     return last.merge(failed, on=KEY_COLUMNS)[cols]
 
 
@@ -64,8 +65,9 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     """Write ``curves.{png,pdf}`` and the table ``curves.{csv,md}``; returns files and caption.
     ``runs``: ``runs.csv``, whose failed (diverged) runs are marked."""
     style.setup()
-    table = curve_table(eval_df, seed, reps)
-    failed = failed_points(eval_df, runs if runs is not None else pd.DataFrame())
+    points = per_run_steps(eval_df)
+    table = curve_table(points, seed, reps)
+    failed = failed_points(points, runs if runs is not None else pd.DataFrame())
     if table.empty:
         files = style.placeholder(out_dir, "curves", "Learning curves", "No evaluation data: " + (note or ""))
         files += style.write_table(table, tables_dir, "curves", "Learning curves")
