@@ -26,6 +26,12 @@ BASELINES: dict[str, str] = {"random": "#9e9e9e", "sac": "#8c564b", "sb3-sac": "
                              "planet": "#9467bd", "dreamer": "#e377c2"}
 _BASELINE_MARKERS = {"random": "x", "sac": "s", "sb3-sac": "s", "sac-state": "h", "planet": "<", "dreamer": ">"}
 ORACLES: frozenset[str] = frozenset({"sac-state"})
+MODEL_BASED: frozenset[str] = frozenset({"planet", "dreamer"})
+"""The baselines that learn a world model and plan or imagine with it."""
+
+FAMILIES: tuple[str, ...] = ("baselines", "discriminative AVEM", "generative AVEM, no planning",
+                             "generative AVEM, planning", "model-based baselines", "other")
+"""Agent families in panel order (small multiples: one panel per family, see :func:`family`)."""
 
 _FAMILY = {  # (model, marginal_likelihood) -> shades [uniform-noplan, uniform-plan, learned-noplan, learned-plan]
     ("discriminative", False): ["#74c476", "#74c476", "#238b45", "#238b45"],
@@ -106,3 +112,51 @@ def marker(agent: str) -> str:
 def label(agent: str) -> str:
     """Legend label: the name, with ORACLE marked (it sees the full state on every task)."""
     return f"{agent} (ORACLE, full state)" if agent in ORACLES else agent
+
+
+def family(agent: str) -> str:
+    """The agent's family (one of ``FAMILIES``): model-free and model-based baselines, and the AVEM variants
+    grouped by model and planning as their name encodes them (``avem.variants``); unknown names: 'other'."""
+    if agent in MODEL_BASED:
+        return "model-based baselines"
+    if agent in BASELINES:
+        return "baselines"
+    sw = switches_from_name(agent)
+    if sw is None:
+        return "other"
+    if sw.model == "discriminative":
+        return "discriminative AVEM"
+    return "generative AVEM, planning" if sw.planning else "generative AVEM, no planning"
+
+
+def by_family(agents) -> list[tuple[str, list[str]]]:
+    """``[(family, its agents in display order)]`` for the families present in ``agents``, in ``FAMILIES`` order."""
+    present = order(agents)
+    groups = [(f, [a for a in present if family(a) == f]) for f in FAMILIES]
+    return [(f, members) for f, members in groups if members]
+
+
+def _shared_tokens(fam: str) -> list[str | None]:
+    """Per position of the ``-``-separated name, the token every registered AVEM variant of ``fam`` has there
+    (None where they differ); [] for a family without registered variants."""
+    names = [n.split("-") for n in _VARIANTS if family(n) == fam]
+    if not names or len({len(n) for n in names}) != 1:
+        return []
+    return [col[0] if len(set(col)) == 1 else None for col in zip(*names)]
+
+
+def family_title(fam: str, sep: str = " ") -> str:
+    """Panel title: the family and, for AVEM families, the name pattern after ``sep``
+    (``generative AVEM, planning (avem-gen-*-*-plan)``)."""
+    shared = _shared_tokens(fam)
+    return f"{fam}{sep}({'-'.join(t or '*' for t in shared)})" if shared else fam
+
+
+def short_label(agent: str) -> str:
+    """Legend label inside its family's panel: an AVEM variant's name without the tokens its whole family
+    shares (``avem-gen-ml-learned-plan`` -> ``ml-learned``, the title gives the pattern); others: :func:`label`."""
+    shared = _shared_tokens(family(agent))
+    tokens = agent.split("-")
+    if not shared or len(tokens) != len(shared):
+        return label(agent)
+    return "-".join(t for t, s in zip(tokens, shared) if s is None)

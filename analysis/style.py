@@ -169,6 +169,42 @@ def grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return math.ceil(max(n, 1) / cols), cols
 
 
+def panel_cells(row_keys: list, col_keys: list, max_cols: int) -> tuple[int, int, list[tuple]]:
+    """Small multiples: ``(nrows, ncols, [(i, j, row_key, col_key), ...])``, one cell per pair of keys.
+
+    With a single row key (e.g. one task) the column keys (e.g. agent families) wrap into at most
+    ``max_cols`` columns, filled row by row; otherwise row ``i`` holds ``row_keys[i]`` and column ``j``
+    always ``col_keys[j]``, so a column compares one family across tasks.
+    """
+    if len(row_keys) == 1:
+        nrows, ncols = grid(len(col_keys), max_cols)
+        return nrows, ncols, [(k // ncols, k % ncols, row_keys[0], c) for k, c in enumerate(col_keys)]
+    return len(row_keys), len(col_keys), [(i, j, r, c) for i, r in enumerate(row_keys)
+                                          for j, c in enumerate(col_keys)]
+
+
+def panel_legend(ax, title: str, width_in: float) -> None:
+    """A small-multiples panel's own legend (the lines labelled in ``ax``) above the axes, with a bold
+    ``title`` (e.g. the agent family), in at most two columns and as many as fit in ``width_in`` inches."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, title=title, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False,
+              ncol=min(2, legend_columns(labels, width_in)), alignment="left", borderaxespad=0.2,
+              columnspacing=1.0, handlelength=2.6, title_fontproperties={"size": 10, "weight": "bold"})
+
+
+def hide_unused(axes, cells) -> None:
+    """Hide the grid's axes that hold no panel (``cells``: ``(i, j, ...)`` as :func:`panel_cells` gives)."""
+    used = {(c[0], c[1]) for c in cells}
+    for i in range(axes.shape[0]):
+        for j in range(axes.shape[1]):
+            if (i, j) not in used:
+                axes[i, j].set_visible(False)
+
+
+def is_lowest(cells, i: int, j: int) -> bool:
+    """Whether panel ``(i, j)`` is the lowest used panel of its column (it carries the x label and ticks)."""
+    return (i + 1, j) not in {(c[0], c[1]) for c in cells}
+
 
 # ------------------------------------------------------------------------------------------
 # Tables

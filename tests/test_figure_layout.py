@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
+from analysis import agents as A
 from analysis import style
-from analysis.figures import curves, terms
+from analysis.figures import aggregates, anchors, curves, terms
 
 
 def _term_table(agents=("sac", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan")) -> pd.DataFrame:
@@ -76,3 +77,108 @@ def test_failed_points_takes_the_per_run_points_and_marks_each_failed_run_at_its
     assert got.to_dict("records") == [{"task": "t-a-pos", "agent": "sac", "seed": 1, "step": 20, "return": 5.0,
                                        "note": "non-finite loss"}]
     assert curves.failed_points(points.iloc[:0], runs).empty
+
+
+# ---- small multiples by agent family ------------------------------------------------------------
+SIXTEEN = ["random", "sac", "sb3-sac", "sac-state", "planet", "dreamer", "avem-disc-uniform", "avem-disc-learned",
+           *[f"avem-gen-{m}-{p}-{q}" for m in ("ml", "elbo") for p in ("uniform", "learned") for q in ("plan", "noplan")]]
+
+
+def _eval_table(agents, tasks=("cartpole-swingup-pos",)) -> pd.DataFrame:
+    """Hand-made evaluation rows: 2 seeds x 3 evaluation steps x 2 episodes per agent and task."""
+    rows = [{"task": task, "agent": agent, "seed": seed, "obs": "pos", "step": step, "episode": ep,
+             "return": 40.0 * k + step / 1000.0 + seed + ep, "length": 1000}
+            for task in tasks for k, agent in enumerate(agents) for seed in (0, 1)
+            for step in (10_000, 20_000, 30_000) for ep in (0, 1)]
+    return pd.DataFrame(rows)
+
+
+def _captured(monkeypatch) -> list:
+    """Make ``style.save`` keep each figure (still saving it) so a test can look inside."""
+    figs, real_save = [], style.save
+
+    def keep(fig, out_dir, stem):
+        figs.append(fig)
+        files = real_save(fig, out_dir, stem)
+        return files
+    monkeypatch.setattr(style, "save", keep)
+    return figs
+
+
+def _panels(fig) -> dict[str, list[str]]:
+    """``{panel legend title: [line labels]}`` of the figure's visible axes that have a legend."""
+    out = {}
+    for ax in fig.get_axes():
+        leg = ax.get_legend()
+        if ax.get_visible() and leg is not None:
+            out[leg.get_title().get_text()] = [t.get_text() for t in leg.get_texts()]
+    return out
+
+
+def test_every_registered_agent_has_a_family_and_a_label_unique_in_it():
+    from avem.agents import registry
+    names = registry.names()
+    assert sorted(names) == sorted(SIXTEEN), "SIXTEEN is the registry"
+    assert "other" not in {A.family(n) for n in names}
+    groups = dict(A.by_family(names))
+    assert list(groups) == [f for f in A.FAMILIES if f in groups] and len(groups) == 5
+    assert groups["generative AVEM, planning"] == A.order(n for n in names if n.startswith("avem-gen-")
+                                                          and n.endswith("-plan"))
+    assert groups["model-based baselines"] == ["planet", "dreamer"]
+    for fam, members in groups.items():
+        assert len({A.short_label(a) for a in members}) == len(members), fam
+    assert A.short_label("avem-gen-ml-learned-plan") == "ml-learned"
+    assert A.family_title("generative AVEM, no planning") == "generative AVEM, no planning (avem-gen-*-*-noplan)"
+    assert A.family("my-new-agent") == "other" and A.short_label("my-new-agent") == "my-new-agent"
+
+
+def test_panel_cells_wrap_one_task_and_keep_a_family_per_column_across_tasks():
+    assert style.panel_cells(["t"], list("abcde"), 2) == (3, 2, [(0, 0, "t", "a"), (0, 1, "t", "b"), (1, 0, "t", "c"),
+                                                                 (1, 1, "t", "d"), (2, 0, "t", "e")])
+    n, m, cells = style.panel_cells(["t1", "t2"], ["a", "b", "c"], 2)
+    assert (n, m) == (2, 3) and cells[4] == (1, 1, "t2", "b")
+
+
+def test_curves_with_sixteen_agents_are_one_panel_per_family_on_shared_axes(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    runs = pd.DataFrame({"task": ["cartpole-swingup-pos"], "agent": ["planet"], "seed": [1], "status": ["failed"],
+                         "note": ["non-finite loss"]})
+    entry = curves.figure(_eval_table(SIXTEEN), anchors.load(None), tmp_path, tmp_path / "t", 0, 20, None, runs)
+    (fig,) = figs
+    panels = _panels(fig)
+    expected = {A.family_title(f, "\n"): [A.short_label(a) for a in m] for f, m in A.by_family(SIXTEEN)}
+    assert panels == expected
+    assert max(len(v) for v in panels.values()) <= 4
+    shown = [ax for ax in fig.get_axes() if ax.get_visible() and ax.get_legend() is not None]
+    assert {ax.get_ylim() for ax in shown} == {(0.0, 1000.0)}
+    assert len({ax.get_xlim() for ax in shown}) == 1
+    planet_panel = next(ax for ax in shown if ax.get_legend().get_title().get_text() == "model-based baselines")
+    assert any(line.get_marker() == "X" for line in planet_panel.get_lines())  # the failed run, in its family
+    assert fig.get_figwidth() <= 9.0, "two columns of panels: readable at the README's width"
+    assert "one panel per agent family" in entry["caption"] and "avem-gen-ml-learned-plan" in entry["caption"]
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "t" / "curves.csv").exists()
+
+
+def test_curves_with_two_tasks_put_tasks_in_rows_and_families_in_columns(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    agents = ["sac", "avem-disc-uniform", "avem-gen-ml-learned-plan"]
+    curves.figure(_eval_table(agents, ("cartpole-swingup-pos", "reacher-easy-pos")), anchors.load(None), tmp_path,
+                  tmp_path / "t", 0, 20, None)
+    (fig,) = figs
+    grid = [ax for ax in fig.get_axes() if ax.get_visible()]
+    assert len(grid) == 6
+    assert [ax.get_ylabel() for ax in grid[::3]] == ["cartpole-swingup-pos\nevaluation return",
+                                                     "reacher-easy-pos\nevaluation return"]
+
+
+def test_profiles_with_sixteen_agents_are_one_panel_per_family(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    taus = aggregates.TAUS
+    prof = pd.DataFrame([{"budget": 1000, "agent": a, "tau": t, "fraction": 1.0 - t, "ci_low": 0.9 - t,
+                          "ci_high": 1.0} for a in SIXTEEN for t in taus], columns=aggregates.PROFILE_COLUMNS)
+    aggregates.profile_figure(prof, 1000, tmp_path, None)
+    (fig,) = figs
+    panels = _panels(fig)
+    assert panels == {A.family_title(f, "\n"): [A.short_label(a) for a in m] for f, m in A.by_family(SIXTEEN)}
+    shown = [ax for ax in fig.get_axes() if ax.get_visible()]
+    assert {ax.get_ylim() for ax in shown} == {(0.0, 1.02)} and {ax.get_xlim() for ax in shown} == {(0.0, 1.0)}

@@ -91,22 +91,41 @@ def aggregate_figure(rows: pd.DataFrame, budget: int, out_dir: Path, note: str |
     return frame.save(out_dir, f"aggregates_{style.fmt_steps(budget)}")
 
 
+PROFILE_COLUMNS_PER_ROW = 3
+"""Family panels per row of the performance-profile figure."""
+PROFILE_PANEL = (3.3, 2.5)
+"""Inches per profile panel (width, height without its legend)."""
+
+
 def profile_figure(prof: pd.DataFrame, budget: int, out_dir: Path, note: str | None) -> list[Path]:
-    """Performance profile: fraction of runs with normalised score > tau, 95% bootstrap band."""
+    """Performance profiles, fraction of runs with normalised score > tau with 95% bootstrap bands: one panel per
+    agent family (``analysis.agents.by_family``), all on the same axes."""
     style.setup()
-    agents = A.order(prof["agent"].unique())
-    frame = style.Frame(7.5, 4.2, [A.label(a) for a in agents], note)
-    ax = frame.main.subplots()
-    for agent in agents:
-        p = prof[prof["agent"] == agent]
-        ax.plot(p["tau"], p["fraction"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8, label=A.label(agent))
-        ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=A.colour(agent), alpha=0.15, lw=0)
-    ax.set_xlabel(r"normalised score threshold $\tau$ (return / 1000)")
-    ax.set_ylabel(r"fraction of runs with score > $\tau$")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"Performance profiles at {style.fmt_steps(budget)} simulator steps")
-    frame.legend(*ax.get_legend_handles_labels())
+    families = A.by_family(prof["agent"].unique())
+    nrows, ncols, cells = style.panel_cells(["all"], [f for f, _ in families], PROFILE_COLUMNS_PER_ROW)
+    members_of = dict(families)
+    legend_rows = max(-(-len(m) // 2) + 1 for m in members_of.values())
+    width, height = PROFILE_PANEL
+    frame = style.Frame(width * ncols + 0.6, (height + 0.2 * legend_rows + 0.35) * nrows + 0.45, note=note)
+    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    for i, j, _, fam in cells:
+        ax = axes[i, j]
+        for agent in members_of[fam]:
+            p = prof[prof["agent"] == agent]
+            ax.plot(p["tau"], p["fraction"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8,
+                    label=A.short_label(agent))
+            ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=A.colour(agent), alpha=0.15, lw=0)
+        style.panel_legend(ax, A.family_title(fam, "\n"), width)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        if j == 0:
+            ax.set_ylabel(r"fraction of runs with score > $\tau$")
+        if style.is_lowest(cells, i, j):
+            ax.set_xlabel(r"threshold $\tau$ (return / 1000)")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    style.hide_unused(axes, cells)
+    frame.main.suptitle(f"Performance profiles at {style.fmt_steps(budget)} simulator steps, 95% stratified "
+                        "bootstrap bands")
     return frame.save(out_dir, f"profiles_{style.fmt_steps(budget)}")
 
 
@@ -146,8 +165,8 @@ def figures(eval_df: pd.DataFrame, budgets: list[int], out_dir: Path, tables_dir
             f"{seeds_text}.")})
         files = profile_figure(pd.DataFrame(prof, columns=PROFILE_COLUMNS), b, out_dir, note)
         entries.append({"file": files[0].name, "files": [f.name for f in files], "caption": (
-            f"Performance profiles at {b} simulator steps: fraction of runs (all tasks x seeds) whose normalised "
-            f"score exceeds tau, with 95% stratified bootstrap bands ({reps} resamples, seed {seed}); "
+            f"Performance profiles at {b} simulator steps, one panel per agent family on the same axes: fraction "
+            f"of runs (all tasks x seeds) whose normalised score exceeds tau, with 95% stratified bootstrap bands ({reps} resamples, seed {seed}); "
             f"runs per task: {runs}.")})
     scores = pd.concat(all_scores, ignore_index=True) if all_scores else pd.DataFrame()
     scores = scores.reindex(columns=["budget"] + KEY + ["step", "return", "score"])

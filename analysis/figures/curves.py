@@ -1,11 +1,18 @@
-"""Figure 1: learning curves, evaluation return vs simulator steps, one panel per task.
+"""Figure 1: learning curves, evaluation return vs simulator steps, small multiples by agent family.
+
+One panel per agent family (``analysis.agents.by_family``: baselines, discriminative AVEM,
+generative AVEM without and with planning, model-based baselines) and task, every panel on the
+same y axis (0-1000) and, within a task, the same x axis, so panels compare at a glance and no
+panel holds more than a family's few lines. With one task the families wrap into ``MAX_COLUMNS``
+columns; with several, rows are tasks and columns families. Each panel carries its own legend
+(short labels, the title names the family's name pattern).
 
 One line per agent: the mean over seeds of each seed's mean evaluation return, with a 95%
 percentile-bootstrap band over seeds (``analysis.stats.bootstrap_mean_ci``, seeded). Published
-anchors of the same domain-task are drawn as grey reference marks at their step counts. A run that
-ended early as failed (it diverged: ``runs.csv`` status ``failed``, reason in ``note``) is drawn as a
-cross in its agent's colour at its last evaluation, so the mean line's later points are visibly
-over fewer seeds; the caption names each failed run and why.
+anchors of the same domain-task are drawn as grey reference marks at their step counts in every
+panel of that task. A run that ended early as failed (it diverged: ``runs.csv`` status ``failed``,
+reason in ``note``) is drawn as a cross in its agent's colour at its last evaluation, so the mean
+line's later points are visibly over fewer seeds; the caption names each failed run and why.
 """
 from __future__ import annotations
 
@@ -60,10 +67,42 @@ def failed_points(points: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return last.merge(failed, on=KEY_COLUMNS)[cols]
 
 
+MAX_COLUMNS = 2
+"""Family panels per row when the study has one task (two keep each panel wide enough for the README)."""
+PANEL_WIDTH = 4.0
+"""Inches per panel column."""
+ANCHOR_OFFSET = 0.012
+"""Spacing of the published-anchor marks at one step count, as a fraction of the x range."""
+
+
+def draw_curves(ax, table: pd.DataFrame, agents: list[str]) -> None:
+    """One line per agent (mean over seeds, markers every few points) with its 95% band; legend labels are the
+    agents' short labels (``analysis.agents.short_label``)."""
+    for agent in agents:
+        c = table[table["agent"] == agent]
+        if c.empty:
+            continue
+        ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8, marker=A.marker(agent),
+                ms=3.5, markevery=max(1, len(c) // 8), label=A.short_label(agent))
+        ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
+
+
+def x_right(xmax: float, n_anchors: int, offset: float) -> float:
+    """Right end of a panel's x axis: 5% beyond the last evaluation, or far enough that ``n_anchors`` marks
+    spread ``offset`` apart around ``xmax`` (``anchors.draw_marks``) all lie inside."""
+    if xmax <= 0:
+        return 1.0
+    return max(1.05 * xmax, xmax + (n_anchors / 2 + 0.5) * offset)
+
+
 def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int,
            reps: int, note: str | None, runs: pd.DataFrame | None = None) -> dict:
     """Write ``curves.{png,pdf}`` and the table ``curves.{csv,md}``; returns files and caption.
-    ``runs``: ``runs.csv``, whose failed (diverged) runs are marked."""
+
+    Small multiples: one panel per agent family (``analysis.agents.by_family``) and task, all on one y
+    axis (0-1000) and, per task, one x axis; published anchors are drawn in every panel of their task.
+    ``runs``: ``runs.csv``, whose failed (diverged) runs are marked.
+    """
     style.setup()
     points = per_run_steps(eval_df)
     table = curve_table(points, seed, reps)
@@ -73,51 +112,47 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         files += style.write_table(table, tables_dir, "curves", "Learning curves")
         return {"files": files, "caption": "Learning curves: no evaluation data was collected."}
     tasks = sorted(table["task"].unique())
-    agents = A.order(table["agent"].unique())
+    families = A.by_family(table["agent"].unique())
     xmax_of = table.groupby("task")["step"].max()
     shown_anchors = pd.concat([anchors[(anchors["task"] == domain_task(t)) & (anchors["steps"] <= 1.05 * xmax_of[t])]
                                for t in tasks]) if not anchors.empty else anchors
-    labels = [A.label(a) for a in agents] + [anchor_marks.anchor_label(r) for r in
-                                             shown_anchors.drop_duplicates("agent").itertuples()]
-    nrows, ncols = style.grid(len(tasks), 3)
-    frame = style.Frame(max(4.6 * ncols, 7.0), 3.3 * nrows + 0.4, labels, note)
-    axes = frame.main.subplots(nrows, ncols, squeeze=False)
-    handles: dict = {}
-    anchor_handles: dict = {}
-    omitted_any = set()
-    for ax, task in zip(axes.flat, tasks):
-        t = table[table["task"] == task]
-        for agent in agents:
-            c = t[t["agent"] == agent]
-            if c.empty:
-                continue
-            (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8,
-                              marker=A.marker(agent), ms=3.5, markevery=max(1, len(c) // 8))
-            ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
-            handles.setdefault(A.label(agent), line)
-        for r in failed[failed["task"] == task].to_dict("records"):
+    shared_labels = [anchor_marks.anchor_label(r) for r in shown_anchors.drop_duplicates("agent").itertuples()]
+    nrows, ncols, cells = style.panel_cells(tasks, [f for f, _ in families], MAX_COLUMNS)
+    legend_rows = max(-(-len(members) // 2) + 1 for _, members in families)
+    omitted_any = {int(s) for t in tasks for s in anchors.loc[anchors["task"] == domain_task(t), "steps"]
+                   if s > 1.05 * xmax_of[t]} if not anchors.empty else set()
+    omitted_text = ("Published anchors at " + ", ".join(style.fmt_steps(s) for s in sorted(omitted_any))
+                    + " steps lie beyond this range (anchors figure)." if omitted_any else None)
+    frame = style.Frame(PANEL_WIDTH * ncols + 0.5, (2.5 + 0.2 * legend_rows + 0.35) * nrows + 0.45,
+                        shared_labels + (["failed run (diverged): its last evaluation"] if not failed.empty else []),
+                        " | ".join(n for n in (note, omitted_text) if n) or None)
+    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharey=True, sharex=len(tasks) == 1 or "row")
+    members_of = dict(families)
+    shared: dict = {}
+    for i, j, task, fam in cells:
+        ax, t = axes[i, j], table[table["task"] == task]
+        draw_curves(ax, t, members_of[fam])
+        style.panel_legend(ax, A.family_title(fam, "\n"), PANEL_WIDTH)
+        for r in failed[(failed["task"] == task) & failed["agent"].isin(members_of[fam])].to_dict("records"):
             ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
                     color=A.colour(r["agent"]), zorder=5)
-            handles.setdefault("failed run (diverged), in its agent's colour: its last evaluation",
-                               Line2D([], [], ls="none", marker="X", ms=9, mec="black", mew=0.8, color="white"))
-        xmax = float(t["step"].max())
-        omitted = anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, anchor_handles, offset=0.012 * xmax)
-        if omitted:
-            omitted_any.update(omitted)
-            ax.text(0.02, 0.98, "published anchors at " + ", ".join(style.fmt_steps(s) for s in omitted)
-                    + " steps:\nbeyond this range (see anchors figure)", ha="left", va="top", transform=ax.transAxes,
-                    fontsize=style.NOTE_SIZE, color="#555555")
-        ax.set_title(task)
-        ax.set_xlabel("simulator steps")
-        ax.set_ylabel("evaluation return")
+            shared.setdefault("failed run (diverged): its last evaluation",
+                              Line2D([], [], ls="none", marker="X", ms=9, mec="black", mew=0.8, color="white"))
+        xmax = float(xmax_of[task])
+        anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, shared, offset=ANCHOR_OFFSET * xmax)
         ax.set_ylim(0, 1000)
-        ax.set_xlim(0, xmax * 1.05 if xmax > 0 else 1)
+        n_marks = len({anchor_marks.anchor_label(r) for r in anchors[anchors["task"] == domain_task(task)].itertuples()})
+        ax.set_xlim(0, x_right(xmax, n_marks, ANCHOR_OFFSET * xmax))
+        if j == 0:
+            ax.set_ylabel("evaluation return" if len(tasks) == 1 else f"{task}\nevaluation return")
+        if style.is_lowest(cells, i, j):
+            ax.set_xlabel("simulator steps")
+            ax.xaxis.set_tick_params(labelbottom=True)
         style.steps_axis(ax)
-    for ax in axes.flat[len(tasks):]:
-        ax.axis("off")
-    frame.main.suptitle("Learning curves: mean evaluation return, 95% bootstrap CI over seeds")
-    legend = {**handles, **anchor_handles}
-    frame.legend(list(legend.values()), list(legend.keys()))
+    style.hide_unused(axes, cells)
+    frame.main.suptitle("Learning curves" + (f" on {tasks[0]}" if len(tasks) == 1 else "")
+                        + ": mean evaluation return, 95% bootstrap CI over seeds")
+    frame.legend(list(shared.values()), list(shared.keys()))
     files = frame.save(out_dir, "curves")
     files += style.write_table(table, tables_dir, "curves", "Learning curves (mean return, 95% bootstrap CI)")
     anchors_text = anchor_marks.sources_sentence(shown_anchors)
@@ -130,8 +165,10 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     failed_text = ("" if failed.empty else " Crosses: runs that failed (diverged) at their last evaluation: " + "; ".join(
         f"{rundir.run_name(r.task, r.agent, r.seed)} at {style.fmt_steps(r.step)} steps ({r.note})"
         for r in failed.itertuples()) + ".")
-    caption = (f"Learning curves on {len(tasks)} task(s): evaluation return (deterministic policy) against "
-               f"simulator steps; line = mean over seeds, band = 95% percentile bootstrap CI ({reps} resamples, "
-               f"seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM variants without planning." + failed_text
-               + " " + anchors_text)
+    caption = (f"Learning curves on {len(tasks)} task(s), one panel per agent family"
+               + ("" if len(tasks) == 1 else " and task (rows)") + " ("
+               + "; ".join(f"{fam}: {', '.join(m)}" for fam, m in families) + "), all on the same axes: "
+               f"evaluation return (deterministic policy) against simulator steps; line = mean over seeds, band = "
+               f"95% percentile bootstrap CI ({reps} resamples, seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM "
+               "variants without planning." + failed_text + " " + anchors_text)
     return {"files": files, "caption": caption.strip()}
