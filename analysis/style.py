@@ -183,10 +183,12 @@ def panel_cells(row_keys: list, col_keys: list, max_cols: int) -> tuple[int, int
                                           for j, c in enumerate(col_keys)]
 
 
-def panel_legend(ax, title: str, width_in: float) -> None:
-    """A small-multiples panel's own legend (the lines labelled in ``ax``) above the axes, with a bold
-    ``title`` (e.g. the agent family), in at most two columns and as many as fit in ``width_in`` inches."""
-    handles, labels = ax.get_legend_handles_labels()
+def panel_legend(ax, title: str, width_in: float, handles=None, labels=None) -> None:
+    """A small-multiples panel's own legend above the axes, with a bold ``title`` (e.g. the agent family), in at
+    most two columns and as many as fit in ``width_in`` inches; ``handles``/``labels``: the lines labelled in
+    ``ax`` unless given."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, labels, title=title, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False,
               ncol=min(2, legend_columns(labels, width_in)), alignment="left", borderaxespad=0.2,
               columnspacing=1.0, handlelength=2.6, title_fontproperties={"size": 10, "weight": "bold"})

@@ -182,3 +182,20 @@ def test_profiles_with_sixteen_agents_are_one_panel_per_family(tmp_path, monkeyp
     assert panels == {A.family_title(f, "\n"): [A.short_label(a) for a in m] for f, m in A.by_family(SIXTEEN)}
     shown = [ax for ax in fig.get_axes() if ax.get_visible()]
     assert {ax.get_ylim() for ax in shown} == {(0.0, 1.02)} and {ax.get_xlim() for ax in shown} == {(0.0, 1.0)}
+
+
+def test_term_panels_have_a_column_per_family_and_one_y_axis_per_row(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    table = _term_table(tuple(a for a in SIXTEEN if a != "random"))
+    table = table[~table["agent"].isin(["sac", "sb3-sac", "sac-state"]) | (table["term"] == "kl_a")]  # as reported
+    terms.line_panels(table, list(terms.OBJECTIVE_TERMS), terms.OBJECTIVE_TERMS, "terms", "terms", tmp_path, None)
+    (fig,) = figs
+    panels = _panels(fig)
+    assert list(panels) == [A.family_title(f, "\n") for f, _ in A.by_family(SIXTEEN)]
+    assert panels["baselines"] == ["sac", "sb3-sac", "sac-state (ORACLE, full state)"]
+    grid = np.array(fig.get_axes()).reshape(len(terms.OBJECTIVE_TERMS), 5)
+    for row in grid:
+        assert len({ax.get_ylim() for ax in row}) == 1
+    assert max(len(ax.get_lines()) for ax in grid.flat) <= 4
+    kl_z_baselines = grid[0, 0]
+    assert not kl_z_baselines.get_lines() and kl_z_baselines.texts[0].get_text() == "not reported"

@@ -4,8 +4,9 @@
 an agent reports (the set is open). The objective's terms (``OBJECTIVE_TERMS``: kl_z, kl_a,
 conditional and marginal log-likelihood, information gain, reward) get the ``terms`` figure;
 every other ``train/*`` column (critic loss, temperature, ...) the ``losses`` figure. Panels:
-rows = terms, columns = tasks (``losses`` with one task: a grid of terms); x = simulator steps binned on a common grid (each seed averaged
-within a bin first), line = mean over seeds, band = 95% bootstrap CI over seeds.
+rows = terms, columns = tasks x agent families (small multiples, one y axis per row; ``losses`` with one
+task: a grid of terms, every agent in each); x = simulator steps binned on a common grid (each seed
+averaged within a bin first), line = mean over seeds, band = 95% bootstrap CI over seeds.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from analysis import agents as A
 from analysis import style
@@ -78,31 +80,48 @@ def final_values(metrics: pd.DataFrame, terms: list[str], seed: int, reps: int) 
     return df
 
 
+COLUMN_WIDTH = 3.0
+"""Inches per column of the family small multiples."""
+
+
+def columns(table: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    """``[(task, family, agents)]``: one column per task and agent family present in it (``analysis.agents.by_family``)."""
+    out = []
+    for task in sorted(table["task"].unique()):
+        out += [(task, fam, members) for fam, members in A.by_family(table.loc[table["task"] == task, "agent"])]
+    return out
+
+
 def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str, stem: str, out_dir: Path,
-            note: str | None, reference: float | None = None, log_y: bool = False, wrap: int = 1) -> list[Path]:
-    """Rows = terms, columns = tasks, one line per agent; ``reference``: a dashed horizontal line at that
-    value; ``log_y``: a logarithmic y axis (for ratios). ``wrap``: with a single task, the terms fill a
-    grid of ``wrap`` columns, each panel titled with its term (a column of 20 panels is unreadable)."""
+                note: str | None, reference: float | None = None, log_y: bool = False, wrap: int = 1) -> list[Path]:
+    """One line per agent. Rows = terms; columns = (task, agent family) pairs, each column with its own legend and
+    every row on one y axis, so a term compares across families and no panel holds more than a family's lines.
+    ``reference``: a dashed horizontal line at that value; ``log_y``: a logarithmic y axis (for ratios).
+    ``wrap``: with a single task, the terms instead fill a grid of ``wrap`` columns, each panel titled with its
+    term and holding every agent (a column of 20 panels is unreadable)."""
     style.setup()
     tasks = sorted(table["task"].unique())
     agents = A.order(table["agent"].unique())
     grid = len(tasks) == 1 and wrap > 1 and len(terms) > wrap
-    if grid:  # panel k: term k of the only task
+    if grid:  # panel k: term k of the only task, every agent
         ncols, nrows = wrap, -(-len(terms) // wrap)
-        cells = [(k // wrap, k % wrap, term, tasks[0]) for k, term in enumerate(terms)]
-        size = (3.3 * ncols + 0.6, 2.3 * nrows + 0.5)
+        cols = [(tasks[0], "", agents)]
+        cells = [(k // wrap, k % wrap, term, 0) for k, term in enumerate(terms)]
+        frame = style.Frame(3.3 * ncols + 0.6, 2.3 * nrows + 0.5, [A.label(a) for a in agents], note)
     else:
-        ncols, nrows = len(tasks), len(terms)
-        cells = [(i, j, term, task) for i, term in enumerate(terms) for j, task in enumerate(tasks)]
-        size = (max(3.6 * len(tasks) + 0.8, 7.5), 2.3 * len(terms) + 0.5)
-    occupied = {(i, j) for i, j, _, _ in cells}
-    frame = style.Frame(*size, [A.label(a) for a in agents], note)
-    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex="all" if grid else "col")
+        cols = columns(table)
+        ncols, nrows = len(cols), len(terms)
+        cells = [(i, j, term, j) for i, term in enumerate(terms) for j in range(ncols)]
+        legend_rows = max(-(-len(m) // 2) + 1 for _, _, m in cols) + (len(tasks) > 1)
+        frame = style.Frame(COLUMN_WIDTH * ncols + 0.8, 2.1 * nrows + 0.2 * legend_rows + 0.6, note=note)
+    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex="all" if grid else "col",
+                               sharey=False if grid else "row")
     handles: dict = {}
-    for i, j, term, task in cells:
+    for i, j, term, col in cells:
         ax = axes[i, j]
+        task, fam, members = cols[col]
         t = table[(table["term"] == term) & (table["task"] == task)]
-        for agent in agents:
+        for agent in members:
             c = t[t["agent"] == agent]
             if c.empty:
                 continue
@@ -110,31 +129,32 @@ def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str,
                               marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
             ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
             handles.setdefault(A.label(agent), line)
+        shown = t[t["agent"].isin(members)]
         if reference is not None:
             ax.axhline(reference, color="#555555", ls="--", lw=1.0)
-        if log_y and not t.empty:
+        if log_y and not shown.empty:
             ax.set_yscale("log")
-        if t.empty:
+        if shown.empty:
             ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes,
                     fontsize=style.NOTE_SIZE, color="#777777")
         if grid:
             ax.set_title(style.wrap(labels.get(term, term), 34), fontsize=9)
         else:
             if i == 0:
-                ax.set_title(task)
+                proxies = [Line2D([], [], color=A.colour(a), ls=A.linestyle(a), lw=1.6) for a in members]
+                style.panel_legend(ax, A.family_title(fam, "\n") + (f"\n{task}" if len(tasks) > 1 else ""),
+                                   COLUMN_WIDTH, proxies, [A.short_label(a) for a in members])
             if j == 0:
                 ax.set_ylabel(style.wrap(labels.get(term, term), 22), fontsize=9)
-        if (i + 1, j) not in occupied:  # the lowest panel of its column
+        if style.is_lowest(cells, i, j):
             ax.set_xlabel("simulator steps")
             ax.xaxis.set_tick_params(labelbottom=True)
         style.steps_axis(ax)
-    for r in range(nrows):  # the grid's unused panels
-        for c in range(ncols):
-            if (r, c) not in occupied:
-                axes[r, c].set_visible(False)
-    frame.main.suptitle(title + (f"\n{tasks[0]}" if grid else ""))
-    keys = [A.label(a) for a in agents if A.label(a) in handles]
-    frame.legend([handles[k] for k in keys], keys)
+    style.hide_unused(axes, cells)
+    frame.main.suptitle(title + (f"\n{tasks[0]}" if len(tasks) == 1 else ""))
+    if grid:
+        keys = [A.label(a) for a in agents if A.label(a) in handles]
+        frame.legend([handles[k] for k in keys], keys)
     return frame.save(out_dir, stem)
 
 
@@ -161,8 +181,8 @@ def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, r
         files = line_panels(table, terms, labels, title, stem, out_dir, note, wrap=4 if stem == "losses" else 1)
         agents = ", ".join(A.order(table["agent"].unique()))
         if stem == "terms":
-            caption = (f"The bound's terms during training, per task (columns) and term (rows), for every agent that "
-                       f"reports them ({agents}): per-episode averages binned into {BINS} step bins, mean over seeds "
+            caption = (f"The bound's terms during training, per task and agent family (columns, one y axis per row) and "
+                       f"term (rows), for every agent that reports them ({agents}): per-episode averages binned into {BINS} step bins, mean over seeds "
                        f"with 95% bootstrap band ({reps} resamples, seed {seed}); {seeds_text}. What to look for: "
                        "the paper claims the marginal-likelihood term (red, 'ml') stops the model being paid for "
                        "modelling observations for their own sake, so compared with its ELBO partner (blue) the "
