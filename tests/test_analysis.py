@@ -218,8 +218,11 @@ def test_figures_regenerate_identically(study, tmp_path):
         for ext in ("csv", "md"):
             assert (copy / f"{stem}.{ext}").read_bytes() == (tables / f"{stem}.{ext}").read_bytes(), f"{stem}.{ext}"
     assert (tmp_path / "figs" / "manifest.json").read_bytes() == (figs / "manifest.json").read_bytes()
-    # Images carry no time stamps and almost always match byte for byte too, but are not compared: the
-    # layout engine can print a coordinate as -0 instead of 0 from one process to the next.
+    # Images too, from another process: no time stamps, and one frozen, snapped layout (style.freeze_layout)
+    images = sorted(p.name for p in figs.iterdir() if p.suffix in (".png", ".pdf"))
+    assert len(images) == 2 * len(FIGURES)
+    for name in images:
+        assert (tmp_path / "figs" / name).read_bytes() == (figs / name).read_bytes(), name
 
 
 def test_no_finished_run_still_gives_every_figure(tmp_path):

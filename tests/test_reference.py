@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,19 @@ def test_figures_regenerate_byte_identically_from_committed_runs(tmp_path: Path)
         assert (dest / "tables" / name).read_bytes() == (SUBSET / "tables" / name).read_bytes(), name
     manifest = (dest / "figures" / "manifest.json").read_bytes()
     assert manifest == (SUBSET / "figures" / "manifest.json").read_bytes()
+    # the images are not committed here: a second process draws them again from the same tables, byte for byte
+    study = yaml.safe_load(SUBSET_STUDY.read_text())
+    again = tmp_path / "again"
+    shutil.copytree(dest / "tables", again / "tables")
+    r = subprocess.run([sys.executable, "-m", "analysis", "figures", "--tables", str(again / "tables"), "--out",
+                        str(again / "figures"), "--budgets", *map(str, study["budgets"]), "--anchors",
+                        str(ROOT / study["anchors"]), "--seed", str(study["figure_seed"])],
+                       capture_output=True, text=True, timeout=600, env=tool_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    images = sorted(p.name for p in (dest / "figures").iterdir() if p.suffix in (".png", ".pdf"))
+    assert images and images == sorted(p.name for p in (again / "figures").iterdir() if p.suffix in (".png", ".pdf"))
+    for name in images:
+        assert (again / "figures" / name).read_bytes() == (dest / "figures" / name).read_bytes(), name
     captions = [e["caption"] for e in json.loads(manifest)]
     assert all("Presets: sac: tiny: hidden=32 batch_size=32." in c for c in captions)
     with open(dest / "tables" / "runs.csv") as f:

@@ -106,7 +106,8 @@ def profile_figure(prof: pd.DataFrame, budget: int, out_dir: Path, note: str | N
     members_of = dict(families)
     legend_rows = max(-(-len(m) // 2) + 1 for m in members_of.values())
     width, height = PROFILE_PANEL
-    frame = style.Frame(width * ncols + 0.6, (height + 0.2 * legend_rows + 0.35) * nrows + 0.45, note=note)
+    frame = style.Frame(max(width * ncols + 0.6, 7.5), (height + 0.2 * legend_rows + 0.35) * nrows + 0.45,
+                        note=note)
     axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     for i, j, _, fam in cells:
         ax = axes[i, j]

@@ -123,7 +123,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
                    if s > 1.05 * xmax_of[t]} if not anchors.empty else set()
     omitted_text = ("Published anchors at " + ", ".join(style.fmt_steps(s) for s in sorted(omitted_any))
                     + " steps lie beyond this range (anchors figure)." if omitted_any else None)
-    frame = style.Frame(PANEL_WIDTH * ncols + 0.5, (2.5 + 0.2 * legend_rows + 0.35) * nrows + 0.45,
+    frame = style.Frame(max(PANEL_WIDTH * ncols + 0.5, 7.5), (2.5 + 0.2 * legend_rows + 0.35) * nrows + 0.45,
                         shared_labels + (["failed run (diverged): its last evaluation"] if not failed.empty else []),
                         " | ".join(n for n in (note, omitted_text) if n) or None)
     axes = frame.main.subplots(nrows, ncols, squeeze=False, sharey=True, sharex=len(tasks) == 1 or "row")

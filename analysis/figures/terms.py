@@ -113,7 +113,7 @@ def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str,
         ncols, nrows = len(cols), len(terms)
         cells = [(i, j, term, j) for i, term in enumerate(terms) for j in range(ncols)]
         legend_rows = max(-(-len(m) // 2) + 1 for _, _, m in cols) + (len(tasks) > 1)
-        frame = style.Frame(COLUMN_WIDTH * ncols + 0.8, 2.1 * nrows + 0.2 * legend_rows + 0.6, note=note)
+        frame = style.Frame(max(COLUMN_WIDTH * ncols + 0.8, 7.5), 2.1 * nrows + 0.2 * legend_rows + 0.6, note=note)
     axes = frame.main.subplots(nrows, ncols, squeeze=False, sharex="all" if grid else "col",
                                sharey=False if grid else "row")
     handles: dict = {}
