@@ -132,6 +132,9 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     for i, j, task, fam in cells:
         ax, t = axes[i, j], table[table["task"] == task]
         draw_curves(ax, t, members_of[fam])
+        if not t["agent"].isin(members_of[fam]).any():
+            ax.text(0.5, 0.5, "no run of this family\non this task", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=style.NOTE_SIZE, color="#777777")
         style.panel_legend(ax, A.family_title(fam, "\n"), PANEL_WIDTH)
         for r in failed[(failed["task"] == task) & failed["agent"].isin(members_of[fam])].to_dict("records"):
             ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
@@ -141,7 +144,8 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         xmax = float(xmax_of[task])
         anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, shared, offset=ANCHOR_OFFSET * xmax)
         ax.set_ylim(0, 1000)
-        n_marks = len({anchor_marks.anchor_label(r) for r in anchors[anchors["task"] == domain_task(task)].itertuples()})
+        task_anchors = anchors[anchors["task"] == domain_task(task)]
+        n_marks = len({anchor_marks.anchor_label(r) for r in task_anchors.itertuples()})
         ax.set_xlim(0, x_right(xmax, n_marks, ANCHOR_OFFSET * xmax))
         if j == 0:
             ax.set_ylabel("evaluation return" if len(tasks) == 1 else f"{task}\nevaluation return")
@@ -167,7 +171,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         for r in failed.itertuples()) + ".")
     caption = (f"Learning curves on {len(tasks)} task(s), one panel per agent family"
                + ("" if len(tasks) == 1 else " and task (rows)") + " ("
-               + "; ".join(f"{fam}: {', '.join(m)}" for fam, m in families) + "), all on the same axes: "
+               + "; ".join(f"{fam}: {', '.join(m)}" for fam, m in families) + "), all on one y axis (and, per task, one x axis): "
                f"evaluation return (deterministic policy) against simulator steps; line = mean over seeds, band = "
                f"95% percentile bootstrap CI ({reps} resamples, seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM "
                "variants without planning." + failed_text + " " + anchors_text)
