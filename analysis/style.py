@@ -169,19 +169,17 @@ def grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return math.ceil(max(n, 1) / cols), cols
 
 
-def panel_cells(row_keys: list, col_keys: list, max_cols: int) -> tuple[int, int, list[tuple]]:
-    """Small multiples: ``(nrows, ncols, [(i, j, row_key, col_key), ...])``, one cell per pair of keys.
+def panel_cells(tasks: list, families: list, max_cols: int) -> tuple[int, int, list[tuple]]:
+    """Small multiples: ``(nrows, ncols, [(i, j, task, family), ...])``, one cell per task and family.
 
-    With a single row key (e.g. one task) the column keys (e.g. agent families) wrap into at most
-    ``max_cols`` columns, filled row by row; otherwise row ``i`` holds ``row_keys[i]`` and column ``j``
-    always ``col_keys[j]``, so a column compares one family across tasks.
+    With one task the families wrap into at most ``max_cols`` columns, filled row by row; with several,
+    row ``i`` is ``families[i]`` and column ``j`` is ``tasks[j]`` (the figure grows down, not across, so it
+    keeps its width in a README; a row compares one family across tasks).
     """
-    if len(row_keys) == 1:
-        nrows, ncols = grid(len(col_keys), max_cols)
-        return nrows, ncols, [(k // ncols, k % ncols, row_keys[0], c) for k, c in enumerate(col_keys)]
-    return len(row_keys), len(col_keys), [(i, j, r, c) for i, r in enumerate(row_keys)
-                                          for j, c in enumerate(col_keys)]
-
+    if len(tasks) == 1:
+        nrows, ncols = grid(len(families), max_cols)
+        return nrows, ncols, [(k // ncols, k % ncols, tasks[0], f) for k, f in enumerate(families)]
+    return len(families), len(tasks), [(i, j, t, f) for i, f in enumerate(families) for j, t in enumerate(tasks)]
 
 def panel_legend(ax, title: str, width_in: float, handles=None, labels=None) -> None:
     """A small-multiples panel's own legend above the axes, with a bold ``title`` (e.g. the agent family), in at

@@ -132,11 +132,11 @@ def test_every_registered_agent_has_a_family_and_a_label_unique_in_it():
     assert A.family("my-new-agent") == "other" and A.short_label("my-new-agent") == "my-new-agent"
 
 
-def test_panel_cells_wrap_one_task_and_keep_a_family_per_column_across_tasks():
+def test_panel_cells_wrap_one_task_and_grow_down_with_several():
     assert style.panel_cells(["t"], list("abcde"), 2) == (3, 2, [(0, 0, "t", "a"), (0, 1, "t", "b"), (1, 0, "t", "c"),
                                                                  (1, 1, "t", "d"), (2, 0, "t", "e")])
     n, m, cells = style.panel_cells(["t1", "t2"], ["a", "b", "c"], 2)
-    assert (n, m) == (2, 3) and cells[4] == (1, 1, "t2", "b")
+    assert (n, m) == (3, 2) and cells[3] == (1, 1, "t2", "b")  # row = family, column = task
 
 
 def test_curves_with_sixteen_agents_are_one_panel_per_family_on_shared_axes(tmp_path, monkeypatch):
@@ -160,7 +160,7 @@ def test_curves_with_sixteen_agents_are_one_panel_per_family_on_shared_axes(tmp_
     assert (tmp_path / "curves.png").exists() and (tmp_path / "t" / "curves.csv").exists()
 
 
-def test_curves_with_two_tasks_put_tasks_in_rows_and_families_in_columns(tmp_path, monkeypatch):
+def test_curves_with_two_tasks_put_families_in_rows_and_tasks_in_columns(tmp_path, monkeypatch):
     figs = _captured(monkeypatch)
     agents = ["sac", "avem-disc-uniform", "avem-gen-ml-learned-plan"]
     ev = _eval_table(agents, ("cartpole-swingup-pos", "reacher-easy-pos"))
@@ -169,10 +169,11 @@ def test_curves_with_two_tasks_put_tasks_in_rows_and_families_in_columns(tmp_pat
     (fig,) = figs
     grid = [ax for ax in fig.get_axes() if ax.get_visible()]
     assert len(grid) == 6
-    assert [len(ax.get_lines()) for ax in grid] == [1, 1, 1, 1, 0, 1]
-    assert grid[4].texts[0].get_text() == "no run of this family\non this task"
-    assert [ax.get_ylabel() for ax in grid[::3]] == ["cartpole-swingup-pos\nevaluation return",
-                                                     "reacher-easy-pos\nevaluation return"]
+    titles = [ax.get_legend().get_title().get_text() for ax in grid]
+    assert titles[:2] == ["baselines\non cartpole-swingup-pos", "baselines\non reacher-easy-pos"]
+    assert [len(ax.get_lines()) for ax in grid] == [1, 1, 1, 0, 1, 1]
+    assert grid[3].texts[0].get_text() == "no run of this family\non this task"
+    assert fig.get_figwidth() <= 9.0
 
 
 def test_profiles_with_sixteen_agents_are_one_panel_per_family(tmp_path, monkeypatch):

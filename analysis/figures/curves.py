@@ -4,8 +4,8 @@ One panel per agent family (``analysis.agents.by_family``: baselines, discrimina
 generative AVEM without and with planning, model-based baselines) and task, every panel on the
 same y axis (0-1000) and, within a task, the same x axis, so panels compare at a glance and no
 panel holds more than a family's few lines. With one task the families wrap into ``MAX_COLUMNS``
-columns; with several, rows are tasks and columns families. Each panel carries its own legend
-(short labels, the title names the family's name pattern).
+columns; with several, rows are families and columns tasks (the figure grows down, not across).
+Each panel carries its own legend (short labels, the title names the family's name pattern).
 
 One line per agent: the mean over seeds of each seed's mean evaluation return, with a 95%
 percentile-bootstrap band over seeds (``analysis.stats.bootstrap_mean_ci``, seeded). Published
@@ -118,7 +118,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
                                for t in tasks]) if not anchors.empty else anchors
     shared_labels = [anchor_marks.anchor_label(r) for r in shown_anchors.drop_duplicates("agent").itertuples()]
     nrows, ncols, cells = style.panel_cells(tasks, [f for f, _ in families], MAX_COLUMNS)
-    legend_rows = max(-(-len(members) // 2) + 1 for _, members in families)
+    legend_rows = max(-(-len(members) // 2) + 1 for _, members in families) + (len(tasks) > 1)
     omitted_any = {int(s) for t in tasks for s in anchors.loc[anchors["task"] == domain_task(t), "steps"]
                    if s > 1.05 * xmax_of[t]} if not anchors.empty else set()
     omitted_text = ("Published anchors at " + ", ".join(style.fmt_steps(s) for s in sorted(omitted_any))
@@ -126,7 +126,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     frame = style.Frame(max(PANEL_WIDTH * ncols + 0.5, 7.5), (2.5 + 0.2 * legend_rows + 0.35) * nrows + 0.45,
                         shared_labels + (["failed run (diverged): its last evaluation"] if not failed.empty else []),
                         " | ".join(n for n in (note, omitted_text) if n) or None)
-    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharey=True, sharex=len(tasks) == 1 or "row")
+    axes = frame.main.subplots(nrows, ncols, squeeze=False, sharey=True, sharex=len(tasks) == 1 or "col")
     members_of = dict(families)
     shared: dict = {}
     for i, j, task, fam in cells:
@@ -135,7 +135,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         if not t["agent"].isin(members_of[fam]).any():
             ax.text(0.5, 0.5, "no run of this family\non this task", ha="center", va="center", transform=ax.transAxes,
                     fontsize=style.NOTE_SIZE, color="#777777")
-        style.panel_legend(ax, A.family_title(fam, "\n"), PANEL_WIDTH)
+        style.panel_legend(ax, A.family_title(fam, "\n") + ("" if len(tasks) == 1 else f"\non {task}"), PANEL_WIDTH)
         for r in failed[(failed["task"] == task) & failed["agent"].isin(members_of[fam])].to_dict("records"):
             ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
                     color=A.colour(r["agent"]), zorder=5)
@@ -148,7 +148,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         n_marks = len({anchor_marks.anchor_label(r) for r in task_anchors.itertuples()})
         ax.set_xlim(0, x_right(xmax, n_marks, ANCHOR_OFFSET * xmax))
         if j == 0:
-            ax.set_ylabel("evaluation return" if len(tasks) == 1 else f"{task}\nevaluation return")
+            ax.set_ylabel("evaluation return")
         if style.is_lowest(cells, i, j):
             ax.set_xlabel("simulator steps")
             ax.xaxis.set_tick_params(labelbottom=True)
@@ -170,9 +170,10 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
         f"{rundir.run_name(r.task, r.agent, r.seed)} at {style.fmt_steps(r.step)} steps ({r.note})"
         for r in failed.itertuples()) + ".")
     caption = (f"Learning curves on {len(tasks)} task(s), one panel per agent family"
-               + ("" if len(tasks) == 1 else " and task (rows)") + " ("
-               + "; ".join(f"{fam}: {', '.join(m)}" for fam, m in families) + "), all on one y axis (and, per task, one x axis): "
-               f"evaluation return (deterministic policy) against simulator steps; line = mean over seeds, band = "
-               f"95% percentile bootstrap CI ({reps} resamples, seed {seed}); {seeds_text(eval_df)}. Dashed: AVEM "
-               "variants without planning." + failed_text + " " + anchors_text)
+               + ("" if len(tasks) == 1 else " (rows) and task (columns)") + " ("
+               + "; ".join(f"{fam}: {', '.join(m)}" for fam, m in families)
+               + "), all on one y axis (and, per task, one x axis): evaluation return (deterministic policy) against "
+               f"simulator steps; line = mean over seeds, band = 95% percentile bootstrap CI ({reps} resamples, seed "
+               f"{seed}); {seeds_text(eval_df)}. Dashed: AVEM variants without planning." + failed_text + " "
+               + anchors_text)
     return {"files": files, "caption": caption.strip()}
