@@ -106,7 +106,7 @@ class AVEMAgent(AgentBase):
         with self.seeded_init(seed):
             self.belief = make_belief(self.obs_dim, self.act_dim, cfg)
             self.feat_dim = self.belief.feat_dim
-            self.ac = SoftActorCritic(self.feat_dim, self.act_dim, cfg, self.gen,
+            self.ac = SoftActorCritic(self.feat_dim, self.act_dim, cfg.actor_critic, self.gen,
                                       extra_critic_params=self.belief.critic_params())
             self.prior = make_prior(self.feat_dim, self.act_dim, cfg)
             self.actor = make_actor(self.ac, self.prior, self.model, cfg)
@@ -129,10 +129,10 @@ class AVEMAgent(AgentBase):
 
     def beta_ml(self) -> float:
         """Current coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""
-        cfg = self.cfg
-        if not cfg.marginal_likelihood:
+        ml = self.cfg.ml
+        if not self.cfg.marginal_likelihood:
             return 0.0
-        return linear_anneal(self.num_updates, cfg.beta_ml_start, cfg.beta_ml_end, cfg.beta_ml_anneal_steps)
+        return linear_anneal(self.num_updates, ml.beta_ml_start, ml.beta_ml_end, ml.beta_ml_anneal_steps)
 
     def info_gain_weight(self) -> float:
         """Weight of the information gain in the planner's return and the critic's reward: ``alpha * beta_ml``.
