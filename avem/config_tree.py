@@ -73,12 +73,13 @@ def provisional(cls: type, values: dict[str, Any]):
     return cls(**{k: v for k, v in values.items() if k in own})
 
 
-def resolve_keys(cls: type, values: dict[str, Any], coerce=None, base: dict | None = None) -> dict[str, Any]:
+def resolve_keys(cls: type, values: dict[str, Any], coerce=None, base: dict | None = None,
+                 owner: str = "") -> dict[str, Any]:
     """``values`` with every key written in full and every value typed by ``coerce(class, field, raw)``.
 
     The own settings (the switches among them) are read first, over ``base``; the other keys are
     found (``find``) among the keys of the instance they make. Raises ``ValueError`` naming an
-    unknown or ambiguous key and listing the valid ones."""
+    unknown (for ``owner``, default the class's name) or ambiguous key and listing the valid ones."""
     coerce = coerce or (lambda holder, name, raw: raw)
     own = own_settings(cls)
     top = {k: coerce(cls, k, v) for k, v in values.items() if k in own}
@@ -88,7 +89,7 @@ def resolve_keys(cls: type, values: dict[str, Any], coerce=None, base: dict | No
         try:
             full = find(key, known)
         except KeyError:
-            raise ValueError(f"unknown key {key!r} for {cls.__name__}; valid keys: {', '.join(known)}") from None
+            raise ValueError(f"unknown key {key!r} for {owner or cls.__name__}; valid keys: {', '.join(known)}") from None
         out[full] = top[key] if key in top else coerce(*known[full], raw)
     return out
 

@@ -129,10 +129,9 @@ def resolve(agent: str, task: str, seed: int = 0, steps: int = 100_000,
     spec = registry.get(agent)
     run_kw, agent_raw = _split_sets(spec, sets or {})
     try:
-        agent_sets = config_tree.resolve_keys(spec.config_cls, agent_raw, _coerce, base=spec.defaults)
+        agent_sets = config_tree.resolve_keys(spec.config_cls, agent_raw, _coerce, spec.defaults, f"agent {agent!r}")
     except ValueError as e:
-        raise ValueError(f"{e} (agent {agent!r}); run keys: "
-                         f"{', '.join(f'run.{k}' for k in _run_keys())}") from None
+        raise ValueError(f"{e}; run keys: {', '.join(f'run.{k}' for k in _run_keys())}") from None
     preset = spec.tiny(agent_sets) if tiny else {}
     run_kw.setdefault("seed", seed)
     run_kw.setdefault("steps", steps)
