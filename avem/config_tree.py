@@ -112,6 +112,11 @@ def build(cls: type, values: dict[str, Any]):
     return dataclasses.replace(cfg, **{b: dataclasses.replace(getattr(cfg, b), **v) for b, v in grouped.items()})
 
 
+def make(cls: type, values: dict[str, Any] | None = None):
+    """``cls`` with ``values`` (typed; keys bare or dotted) over its defaults: ``build`` after ``resolve_keys``."""
+    return build(cls, resolve_keys(cls, values or {}))
+
+
 def blocks(cfg) -> dict[str, Any]:
     """The blocks ``cfg`` holds: ``name -> instance``."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)

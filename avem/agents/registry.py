@@ -38,8 +38,7 @@ class AgentSpec:
     def make_config(self, overrides: dict | None = None):
         """The entry's config with ``defaults`` then ``overrides`` applied (typed; keys bare or dotted:
         ``avem.config_tree``), validated."""
-        values = config_tree.resolve_keys(self.config_cls, {**self.defaults, **(overrides or {})})
-        cfg = config_tree.build(self.config_cls, values)
+        cfg = config_tree.make(self.config_cls, {**self.defaults, **(overrides or {})})
         validate = getattr(cfg, "validate", None)
         if validate is not None:
             validate()
