@@ -161,3 +161,18 @@ def test_every_committed_run_config_loads_with_the_values_it_was_written_with():
         written = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["agent"].items() if k in held}
         assert written == {k: held[k] for k in written} and set(held) <= set(data["agent"]), path
         assert from_dict(nested) == (run, cfg), path
+
+
+def test_a_run_written_in_the_flat_layout_is_the_same_run_in_the_nested_one(tmp_path):
+    """``avem train`` started again on a directory whose config.yaml predates the blocks finds the same run
+    (finished here), and a run of another configuration is still refused."""
+    import shutil
+    from avem.train import rundir
+    src = ROOT / "tests/data/reference_subset/runs/cartpole-swingup-pos/sac/seed0"
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    run, cfg = from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    assert rundir.check_existing(out, to_dict(run, cfg)) == "finished"
+    other = resolve("sac", run.task, run.seed, run.steps, {"hidden": "64"})
+    with pytest.raises(rundir.RunDirError, match="another configuration"):
+        rundir.check_existing(out, to_dict(*other))

@@ -47,7 +47,7 @@ planner's horizon bootstrap holds the terms its roll-out sums; the temperature r
 shared RSSM's vector-observation likelihood (no free nats, observation std 0.1 x each dimension's
 running std: ``RSSMConfig``); no KL balancing (0.5), which the marginal-likelihood term requires
 (``AVEMConfig.validate``); the marginal likelihood (and the planner's information gain) is over the
-observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``: with r_t inside, the model loss at
+observation x_t only, not (x_t, r_t) (``MarginalLikelihoodConfig.ml_reward``: with r_t inside, the model loss at
 the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap and pays for no prediction, not even of the
 reward); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
 samples (single-roll-out returns: see ``avem.planning.importance``); candidates share their

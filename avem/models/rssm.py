@@ -326,7 +326,7 @@ class RSSM(nn.Module):
         ``-log p(x_t, r_t | past)`` enters the LOSS with a plus sign. ``beta_ml = 0`` gives
         exactly the ELBO path's total. ``ml_reward=False``: the marginal is ``log p(x | past)``
         (observations only), so at ``beta_ml = 1`` the loss is ``-log p(r|z)`` plus the gap
-        ``KL(q(z) || p(z | x, past))`` instead of the gap alone (``AVEMConfig.ml_reward``).
+        ``KL(q(z) || p(z | x, past))`` instead of the gap alone (``MarginalLikelihoodConfig.ml_reward``).
         """
         post, prior = self.observe(obs, actions, is_first, gen)
         mask = 1.0 - is_first.float()
