@@ -137,7 +137,7 @@ def to_dict(cfg) -> dict:
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if block_class(type(cfg), f.name) is None:
-            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            out[f.name] = value
         elif value is not None:
             out[f.name] = to_dict(value)
     return out
