@@ -41,7 +41,7 @@ Deviations from the paper (each a config field; nothing else differs in kind):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,37 +49,10 @@ import torch
 from avem.agents.registry import register
 from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig, paper_rssm
 from avem.models.rssm import RSSMConfig
-from avem.planning.cem import cem_plan
+from avem.planning.cem import CEMConfig, cem_plan
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
     from avem.train.replay import ReplayBuffer
-
-
-@dataclass(frozen=True)
-class CEMConfig:
-    """PlaNet's CEM planner over action sequences (block ``planner``)."""
-
-    plan_horizon: int = 12
-    """Planning horizon in agent steps (paper: H = 12)."""
-    plan_candidates: int = 300
-    """Action sequences per CEM iteration (paper: J = 1000; scaled down for CPU, see the module doc)."""
-    plan_iterations: int = 5
-    """CEM iterations per decision (paper: I = 10; scaled down for CPU)."""
-    plan_top_k: int = 30
-    """Elite sequences the belief is refitted to (paper: K = 100; kept at 10% of the candidates)."""
-    plan_discount: float = 0.99
-    """Discount of the predicted rewards within the horizon (official code: 0.99; the paper writes a plain sum)."""
-
-    tiny: ClassVar[dict] = {"plan_horizon": 3, "plan_candidates": 16, "plan_iterations": 2, "plan_top_k": 4}
-    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
-
-    def checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.plan_horizon >= 1 and self.plan_iterations >= 1, "plan_horizon and plan_iterations must be >= 1"),
-            (1 <= self.plan_top_k <= self.plan_candidates,
-             f"need 1 <= plan_top_k <= plan_candidates, got {self.plan_top_k}, {self.plan_candidates}"),
-            (0.0 < self.plan_discount <= 1.0, f"plan_discount must be in (0, 1], got {self.plan_discount}"),
-        ]
 
 
 @dataclass(frozen=True)
