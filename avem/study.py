@@ -149,15 +149,19 @@ class Study:
     # ---- validation -----------------------------------------------------------------------
     def check(self) -> None:
         """Resolve every (task, agent) as ``avem train`` will; raise ``StudyError`` listing every problem."""
-        root = logging.getLogger()
-        handlers = list(root.handlers)
+        _import_quietly()
+        good_tasks, good_agents, errors = self._entry_errors()
+        if errors:  # resolving every pair would only repeat these
+            raise StudyError(_format(errors))
+        for entry in good_agents:
+            errors += self._resolve_errors(entry, good_tasks)
+        if errors:
+            raise StudyError(_format(errors))
+
+    def _entry_errors(self) -> tuple[list[str], list[AgentEntry], list[str]]:
+        """``(valid tasks, valid agent entries, errors)``: task ids, agent names, reserved keys, probe lists."""
         from avem.agents import registry
         from avem.envs import parse_task_id
-        from avem.train.config import resolve
-        for h in root.handlers[:]:  # absl (via dm-control) configures the root logger on import:
-            if h not in handlers:   # undo it, or every Snakemake log line prints twice
-                root.removeHandler(h)
-
         errors: list[str] = []
         good_tasks = []
         for task in self.tasks:
@@ -182,36 +186,45 @@ class Study:
         reserved = sorted(set(self.sets) & set(RESERVED_SETS))
         if reserved:
             errors.append(f"set: {reserved} are set by the study itself (tasks, agents, seeds, experiment)")
-        for name in self.probe_agents:
-            if name not in self.agent_names:
-                errors.append(f"probe.agents: {name!r} is not one of the study's agents {self.agent_names}")
-        for task in self.probe_tasks:
-            if task not in self.tasks:
-                errors.append(f"probe.tasks: {task!r} is not one of the study's tasks {list(self.tasks)}")
-        if errors:  # resolving every pair would only repeat these
-            raise StudyError(_format(errors))
+        errors += [f"probe.agents: {name!r} is not one of the study's agents {self.agent_names}"
+                   for name in self.probe_agents if name not in self.agent_names]
+        errors += [f"probe.tasks: {task!r} is not one of the study's tasks {list(self.tasks)}"
+                   for task in self.probe_tasks if task not in self.tasks]
+        return good_tasks, good_agents, errors
 
-        for entry in good_agents:
-            where = f"agents.{entry.name}"
-            steps = self.steps_of(entry.name)
-            sets = {k: v for k, v in self.run_sets(entry.name).items() if k != "steps"}
-            reported: set[str] = set()
-            for task in good_tasks:
-                try:
-                    run, _ = resolve(entry.name, task, self.seeds[0], steps, sets, tiny=self.tiny)
-                except (KeyError, ValueError) as e:
-                    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                    if msg not in reported:  # the same bad override fails on every task: say it once
-                        reported.add(msg)
-                        errors.append(f"{where} on task {task!r}: {msg}")
-                    continue
-                evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
-                for b in self.budgets:
-                    if b not in evals:
-                        errors.append(f"budgets: {b} is not an evaluation step of agent {entry.name!r} on task "
-                                      f"{task!r} (steps={run.steps}, eval_every={run.eval_every})")
-        if errors:
-            raise StudyError(_format(errors))
+    def _resolve_errors(self, entry: AgentEntry, tasks: list[str]) -> list[str]:
+        """Problems of ``entry`` on ``tasks`` as ``avem train`` would resolve it (each message once), and budgets
+        that are not one of its evaluation steps."""
+        from avem.train.config import resolve
+        where, errors, reported = f"agents.{entry.name}", [], set()
+        steps = self.steps_of(entry.name)
+        sets = {k: v for k, v in self.run_sets(entry.name).items() if k != "steps"}
+        for task in tasks:
+            try:
+                run, _ = resolve(entry.name, task, self.seeds[0], steps, sets, tiny=self.tiny)
+            except (KeyError, ValueError) as e:
+                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                if msg not in reported:  # the same bad override fails on every task: say it once
+                    reported.add(msg)
+                    errors.append(f"{where} on task {task!r}: {msg}")
+                continue
+            evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
+            errors += [f"budgets: {b} is not an evaluation step of agent {entry.name!r} on task {task!r} "
+                       f"(steps={run.steps}, eval_every={run.eval_every})" for b in self.budgets if b not in evals]
+        return errors
+
+
+def _import_quietly() -> None:
+    """Import what ``check`` needs; absl (via dm-control) configures the root logger on import: undo it, or
+    every Snakemake log line prints twice."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    import avem.agents  # noqa: F401
+    import avem.envs  # noqa: F401
+    import avem.train.config  # noqa: F401
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
 
 
 def _format(errors: list[str]) -> str:

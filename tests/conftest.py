@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny run settings so loop tests take seconds."""
+"""Shared fixtures: short run settings so loop tests take seconds (sizes: each agent's ``tiny`` preset, ``--tiny``)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,6 @@ import pytest
 
 # Tiny, fast settings for loop tests (simulator steps; cartpole's action repeat is 8).
 TINY_RUN = {"eval_every": 1000, "eval_episodes": 2, "seed_steps": 1000, "checkpoint_every": 1000}
-TINY_SAC = {"hidden": 32, "batch_size": 32}
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,9 +34,6 @@ class LinearConfig:
     """Scale of the pre-squash action."""
     noise: float = 0.1
     """Std of the exploration noise added in training episodes."""
-
-    tiny_overrides: ClassVar[dict] = {}
-    """Nothing to shrink (not a field)."""
 
     def validate(self) -> None:
         if self.noise < 0:

@@ -11,7 +11,8 @@ import torch
 from avem.agents import registry
 from avem.agents.avem import AVEMAgent
 from avem.variants import variant_name, variants
-from avem.agents.avem_config import AVEMConfig
+from avem import config_tree
+from avem.agents.avem_config import AVEMConfig, PlannerConfig
 from avem.objective import gaussian_kl
 from avem.train.replay import ReplayBuffer
 from avem.train import loop
@@ -19,8 +20,13 @@ from avem.train.schedule import UpdateSchedule
 
 torch.set_num_threads(1)
 
-TINY = {**registry.get("avem-gen-ml-learned-plan").tiny(), "critic_burn_in": 2, "beta_ml_anneal_steps": 50}
-"""The tiny preset, with a short burn-in and beta_ml annealed within these short runs."""
+
+
+def _tiny(name: str, **overrides) -> AVEMConfig:
+    """``name``'s config at its tiny preset, with a short burn-in and beta_ml annealed within these short runs."""
+    spec = registry.get(name)
+    anneal = {"beta_ml_anneal_steps": 50} if spec.defaults["marginal_likelihood"] else {}
+    return spec.make_config({**spec.tiny(), "critic_burn_in": 2, **anneal, **overrides})
 
 
 class PointMass(gym.Env):
@@ -97,10 +103,20 @@ def test_the_ten_variants_are_registered_systematically():
 
 def test_variants_share_every_hyperparameter_except_the_switches():
     switches = {"model", "marginal_likelihood", "action_prior", "planning"}
-    cfgs = [registry.get(n).make_config() for n in variants()]
-    for c in cfgs[1:]:
-        a, b = vars(c), vars(cfgs[0])
-        assert {k for k in a if a[k] != b[k]} <= switches
+    flat = [config_tree.flatten(config_tree.to_dict(registry.get(n).make_config())) for n in variants()]
+    for a in flat[1:]:
+        b = flat[0]
+        assert {k for k in a.keys() & b.keys() if a[k] != b[k]} <= switches
+
+
+@pytest.mark.parametrize("name", sorted(variants()))
+def test_each_variant_holds_the_blocks_its_switches_read(name):
+    cfg = registry.get(name).make_config()
+    held = set(config_tree.blocks(cfg))
+    assert held == {"actor_critic", *cfg.wanted_blocks()}
+    assert ("rssm" in held) == (cfg.model == "generative") and ("encoder" in held) == (cfg.model == "discriminative")
+    assert ("planner" in held) == cfg.planning and ("ml" in held) == cfg.marginal_likelihood
+    assert ("prior" in held) == (cfg.action_prior == "learned")
 
 
 @pytest.mark.parametrize("override,words", [
@@ -121,14 +137,16 @@ def test_bad_switch_values_are_refused():
     with pytest.raises(ValueError, match="model"):
         AVEMConfig(model="hybrid").validate()
     with pytest.raises(ValueError, match="plan_policy_fraction must be in"):
-        AVEMConfig(planning=True, plan_policy_fraction=1.5).validate()
+        registry.get("avem-gen-elbo-uniform-plan").make_config({"plan_policy_fraction": 1.5})
+    with pytest.raises(ValueError, match="block 'planner' is not read"):
+        AVEMConfig(planning=False, planner=PlannerConfig())
 
 
 def test_learned_prior_kl_budget_equals_the_uniform_agents():
     env = PointMass()
-    agent = AVEMAgent(env.observation_space, env.action_space, AVEMConfig(action_prior="learned", **TINY), 0)
+    agent = AVEMAgent(env.observation_space, env.action_space, _tiny("avem-gen-elbo-learned-noplan"), 0)
     assert agent.prior.target_kl == pytest.approx(math.log(2.0) + 1.0)  # d log 2 - target_entropy, d = 1
-    cfg = AVEMConfig(action_prior="learned", target_kl=0.3, **TINY)
+    cfg = _tiny("avem-gen-elbo-learned-noplan", target_kl=0.3)
     assert AVEMAgent(env.observation_space, env.action_space, cfg, 0).prior.target_kl == 0.3
 
 
@@ -165,7 +183,7 @@ def _check_terms(cfg, history: list[dict], extras: list[dict]) -> None:
 @pytest.mark.parametrize("name", sorted(variants()))
 def test_every_variant_trains_and_logs_finite_terms(name):
     env = PointMass()
-    cfg = registry.get(name).make_config(TINY)
+    cfg = _tiny(name)
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
     buffer = ReplayBuffer(env.observation_space.shape, 1, 64)
     history, extras = [], []
@@ -177,7 +195,7 @@ def test_every_variant_trains_and_logs_finite_terms(name):
         # uniform prior: the reported KL is the KL itself, -H(q) + d log 2
         assert metrics["kl_a"] == pytest.approx(-metrics["entropy"] + math.log(2.0), abs=1e-5)
     if cfg.marginal_likelihood:
-        assert metrics["beta_ml"] == pytest.approx(cfg.beta_ml_end)  # annealed over 50 updates
+        assert metrics["beta_ml"] == pytest.approx(cfg.ml.beta_ml_end)  # annealed over 50 updates
     if cfg.planning and cfg.action_prior == "learned":
         assert metrics["consolidation_coverage"] > 0  # planned posteriors are found in replay
 
@@ -187,7 +205,7 @@ def test_planner_without_its_options_trains_and_logs_finite_terms(prior):
     """Independent roll-outs and prior-only proposals (the behaviour before those options; the defaults have them on)."""
     env = PointMass()
     name = f"avem-gen-ml-{prior}-plan"
-    cfg = registry.get(name).make_config({**TINY, "plan_common_noise": False, "plan_policy_fraction": 0.0})
+    cfg = _tiny(name, plan_common_noise=False, plan_policy_fraction=0.0)
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
     history, extras = [], []
     metrics, actions = _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=150, warmup=60,
@@ -200,7 +218,7 @@ def test_evaluation_steps_return_no_planner_statistics():
     """``explore=False`` leaves the diagnostics out (the uniform prior's KL would draw from the agent's generator)."""
     env = PointMass()
     name = "avem-gen-elbo-uniform-plan"
-    agent = registry.build(name, env.observation_space, env.action_space, registry.get(name).make_config(TINY), 0)
+    agent = registry.build(name, env.observation_space, env.action_space, _tiny(name), 0)
     obs, _ = env.reset(seed=0)
     assert set(agent.act(obs, None, explore=False)[2]) == {"plan_mean", "plan_std"}
 
@@ -208,7 +226,7 @@ def test_evaluation_steps_return_no_planner_statistics():
 def test_eval_action_is_deterministic():
     env = PointMass()
     name = "avem-gen-ml-learned-plan"
-    agent = registry.build(name, env.observation_space, env.action_space, registry.get(name).make_config(TINY), 0)
+    agent = registry.build(name, env.observation_space, env.action_space, _tiny(name), 0)
     obs, _ = env.reset(seed=0)
     a1, s1, _ = agent.act(obs, None, explore=False)
     # the planner's candidates are random, but with explore=False the action is tanh(planned mean)
@@ -217,7 +235,7 @@ def test_eval_action_is_deterministic():
 
 def test_same_seed_same_initialisation_independent_of_global_rng():
     env = PointMass()
-    cfg = registry.get("avem-gen-elbo-learned-plan").make_config(TINY)
+    cfg = _tiny("avem-gen-elbo-learned-plan")
     torch.manual_seed(1)
     a = AVEMAgent(env.observation_space, env.action_space, cfg, 3)
     torch.manual_seed(2)
@@ -229,7 +247,7 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
 @pytest.mark.parametrize("name", ["avem-gen-ml-learned-plan", "avem-disc-learned"])
 def test_resume_reproduces_an_uninterrupted_run(name):
     env = PointMass()
-    cfg = registry.get(name).make_config({**TINY, "updates_per_step": 1.5})
+    cfg = _tiny(name, updates_per_step=1.5)
     agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
     buffer = ReplayBuffer(env.observation_space.shape, 1, 64)
     _run(agent, env, buffer, steps=80, warmup=40, rng=np.random.default_rng(0))
@@ -258,7 +276,7 @@ def test_consolidation_fits_the_prior_to_the_planned_posteriors_in_replay():
     """The learned prior's planning-side loss is the mean KL(q_plan || p_a) over exactly the critic rows whose
     action was planned (``plan_mean`` / ``plan_std`` extras of row t+1), by hand."""
     env = PointMass()
-    cfg = registry.get("avem-gen-elbo-learned-plan").make_config(TINY)
+    cfg = _tiny("avem-gen-elbo-learned-plan")
     agent = registry.build("avem-gen-elbo-learned-plan", env.observation_space, env.action_space, cfg, seed=0)
     buffer = ReplayBuffer(env.observation_space.shape, 1)
     rng = np.random.default_rng(0)

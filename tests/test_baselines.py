@@ -26,8 +26,10 @@ OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
 
-def _tiny(cls, **kw):
-    return cls(**{**cls.tiny_overrides, **kw})
+def _tiny(name: str, **kw):
+    """The registered agent ``name``'s config at its tiny preset, then ``kw``."""
+    spec = registry.get(name)
+    return spec.make_config({**spec.tiny(), **kw})
 
 
 def _buffer(episodes: int = 2, length: int = 20, obs_dim: int = 3, seed: int = 0) -> ReplayBuffer:
@@ -73,18 +75,19 @@ def test_cem_refits_to_the_top_k_only():
 
 def test_planet_config_paper_values_and_validation():
     cfg = PlaNetConfig()
-    assert (cfg.kl_balance, cfg.model_lr, cfg.model_eps, cfg.model_grad_clip) == (0.5, 1e-3, 1e-4, 1000.0)
+    m, plan = cfg.rssm, cfg.planner
+    assert (m.kl_balance, m.model_lr, cfg.model_eps, m.model_grad_clip) == (0.5, 1e-3, 1e-4, 1000.0)
     # the shared vector-observation likelihood; the paper's pixel form (free nats 3, unit std) is a --set away
-    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)
-    assert PlaNetConfig(free_nats=3.0, obs_scale="fixed", obs_std=1.0).validate() is None
-    assert (cfg.batch_size, cfg.seq_len, cfg.updates_per_episode, cfg.plan_horizon, cfg.explore_noise) == (50, 50, 100, 12, 0.3)
-    assert cfg.plan_top_k * 10 == cfg.plan_candidates  # top-k kept at the paper's 10%
+    assert (m.free_nats, m.obs_scale, m.obs_std) == (0.0, "running", 0.1)
+    assert registry.get("planet").make_config({"free_nats": 3.0, "obs_scale": "fixed", "obs_std": 1.0}).rssm.obs_std == 1.0
+    assert (cfg.batch_size, cfg.seq_len, cfg.updates_per_episode, plan.plan_horizon, cfg.explore_noise) == (50, 50, 100, 12, 0.3)
+    assert plan.plan_top_k * 10 == plan.plan_candidates  # top-k kept at the paper's 10%
     with pytest.raises(ValueError, match="plan_top_k"):
-        PlaNetConfig(plan_candidates=10, plan_top_k=20).validate()
+        registry.get("planet").make_config({"plan_candidates": 10, "plan_top_k": 20})
 
 
 def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
-    cfg = _tiny(PlaNetConfig)
+    cfg = _tiny("planet")
     assert UpdateSchedule.of(cfg) == UpdateSchedule(per_step=0.0, per_episode=cfg.updates_per_episode)
     agent, buf = PlaNetAgent(OBS, ACT, cfg, 0), _buffer()
     metrics = agent.update(buf)
@@ -98,8 +101,9 @@ def test_planet_updates_once_per_episode_and_evaluates_with_the_cem_mean():
         latent, _ = agent.model.obs_step(agent.model.initial(1), torch.zeros(1, 1),
                                          agent.model.embed(torch.from_numpy(obs)[None]), torch.tensor([True]),
                                          agent.gen, sample=False)
-        plan = cem_plan(agent.model, latent, 1, cfg.plan_horizon, cfg.plan_candidates, cfg.plan_iterations,
-                        cfg.plan_top_k, cfg.plan_discount, agent.gen)
+        p = cfg.planner
+        plan = cem_plan(agent.model, latent, 1, p.plan_horizon, p.plan_candidates, p.plan_iterations,
+                        p.plan_top_k, p.plan_discount, agent.gen)
     assert np.allclose(action, plan.mean[0].numpy())
     assert agent.act(obs, None, explore=False)[2] == {}  # evaluation: no planner statistics
     a2, _, extras = agent.act(obs, state, explore=True)
@@ -118,12 +122,13 @@ def test_lambda_return_hand_computed():
 
 
 def test_dreamer_actor_learns_through_the_dynamics_only():
-    cfg = _tiny(DreamerConfig)
+    cfg = _tiny("dreamer")
     agent = DreamerAgent(OBS, ACT, cfg, 0)
     start = {k: v.expand(5, -1).clone() for k, v in agent.model.initial(1).items()}
-    start["stoch"] = torch.randn(5, cfg.stoch)
+    start["stoch"] = torch.randn(5, cfg.rssm.stoch)
     loss, imag = agent.behaviour_losses(start)
-    assert imag["returns"].shape == (5, cfg.horizon - 1) and imag["feat"].shape == (5, cfg.horizon, agent.model.feat_dim)
+    h = cfg.behaviour.horizon
+    assert imag["returns"].shape == (5, h - 1) and imag["feat"].shape == (5, h, agent.model.feat_dim)
     loss.backward()
     # the actor sees DETACHED features, so its gradient can only come through the actions fed to the model
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
@@ -132,7 +137,7 @@ def test_dreamer_actor_learns_through_the_dynamics_only():
 
 
 def test_dreamer_imagines_from_a_subset_when_asked():
-    cfg = _tiny(DreamerConfig, imagine_starts=5)
+    cfg = _tiny("dreamer", imagine_starts=5)
     agent, seen = DreamerAgent(OBS, ACT, cfg, 0), []
     original = agent.behaviour_losses
     agent.behaviour_losses = lambda start: seen.append(start["deter"].shape[0]) or original(start)
@@ -140,50 +145,52 @@ def test_dreamer_imagines_from_a_subset_when_asked():
     assert seen == [5]  # of batch_size x seq_len = 32 posterior states
 
 
-@pytest.mark.parametrize("cls, cfg_cls", [(PlaNetAgent, PlaNetConfig), (DreamerAgent, DreamerConfig)])
-def test_latent_hook_gives_the_probe_the_filtering_features(cls, cfg_cls):
+@pytest.mark.parametrize("cls, name", [(PlaNetAgent, "planet"), (DreamerAgent, "dreamer")])
+def test_latent_hook_gives_the_probe_the_filtering_features(cls, name):
     from avem.probe import latent_features
-    agent = cls(OBS, ACT, _tiny(cfg_cls), 0)
+    agent = cls(OBS, ACT, _tiny(name), 0)
     _, state, _ = agent.act(np.ones(3, np.float32), None, explore=False)
     g = agent.gen.get_state()
     z = latent_features(agent, state)
-    assert z.shape == (agent.cfg.deter + agent.cfg.stoch,) and torch.equal(agent.gen.get_state(), g)
+    assert z.shape == (agent.cfg.rssm.deter + agent.cfg.rssm.stoch,) and torch.equal(agent.gen.get_state(), g)
     assert np.allclose(z, agent.model.feat(state["latent"])[0].numpy())
 
 
 def test_dreamer_config_paper_values():
     cfg = DreamerConfig()
-    assert (cfg.horizon, cfg.gamma, cfg.lambda_, cfg.actor_lr, cfg.value_lr, cfg.model_lr) == (15, 0.99, 0.95, 8e-5, 8e-5, 6e-4)
-    assert (cfg.kl_balance, cfg.units, cfg.actor_layers, cfg.value_layers) == (0.5, 400, 4, 3)
-    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)  # as planet
-    assert (cfg.deter, cfg.stoch, cfg.batch_size, cfg.seq_len, cfg.explore_noise) == (200, 30, 50, 50, 0.3)
+    m, b = cfg.rssm, cfg.behaviour
+    assert (b.horizon, b.gamma, b.lambda_, b.actor_lr, b.value_lr, m.model_lr) == (15, 0.99, 0.95, 8e-5, 8e-5, 6e-4)
+    assert (m.kl_balance, b.units, b.actor_layers, b.value_layers, m.model_grad_clip) == (0.5, 400, 4, 3, 100.0)
+    assert (m.free_nats, m.obs_scale, m.obs_std) == (0.0, "running", 0.1)  # as planet
+    assert (m.deter, m.stoch, cfg.batch_size, cfg.seq_len, cfg.explore_noise) == (200, 30, 50, 50, 0.3)
 
 
 
 @pytest.mark.parametrize("cls", [PlaNetConfig, DreamerConfig])
 def test_rssm_baselines_keep_the_papers_loss_fields(cls):
-    """The loss fields are the shared RSSM defaults (not redeclared by ``RSSMBaselineConfig``): a change of
-    those defaults must not change the baselines silently."""
-    cfg = cls()
-    assert (cfg.min_std, cfg.kl_balance, cfg.kl_scale, cfg.reward_std) == (0.1, 0.5, 1.0, 1.0)
-    assert (cfg.free_nats, cfg.obs_scale, cfg.obs_std) == (0.0, "running", 0.1)
-    assert (cfg.deter, cfg.stoch, cfg.model_hidden, cfg.batch_size, cfg.seq_len) == (200, 30, 200, 50, 50)
+    """Every field of the RSSM block is set on the baseline's instance (``paper_rssm``): a change of the
+    shared RSSM defaults must not change the baselines silently."""
+    cfg, m = cls(), cls().rssm
+    assert (m.min_std, m.kl_balance, m.kl_scale, m.reward_std) == (0.1, 0.5, 1.0, 1.0)
+    assert (m.free_nats, m.obs_scale, m.obs_std) == (0.0, "running", 0.1)
+    assert (m.deter, m.stoch, m.model_hidden, cfg.batch_size, cfg.seq_len) == (200, 30, 200, 50, 50)
 
 # ---- sb3-sac -----------------------------------------------------------------------------------
 def test_sb3_sac_uses_our_sac_hyperparameters():
     cfg = SB3SACConfig()
+    ac = cfg.actor_critic
     agent = SB3SACAgent(OBS, ACT, cfg, 0)
     m = agent.model
-    assert (m.gamma, m.tau, m.batch_size, m.learning_rate) == (cfg.gamma, cfg.tau, cfg.batch_size, cfg.actor_lr)
-    assert m.target_entropy == -1.0 and torch.exp(m.log_ent_coef).item() == pytest.approx(cfg.init_temperature)
+    assert (m.gamma, m.tau, m.batch_size, m.learning_rate) == (ac.gamma, ac.tau, cfg.batch_size, ac.actor_lr)
+    assert m.target_entropy == -1.0 and torch.exp(m.log_ent_coef).item() == pytest.approx(ac.init_temperature)
     widths = [l.out_features for l in m.actor.latent_pi if isinstance(l, torch.nn.Linear)]
-    assert widths == [cfg.hidden] * cfg.depth and m.observation_space.shape == (cfg.frame_stack * 3,)
+    assert widths == [ac.hidden] * ac.depth and m.observation_space.shape == (cfg.frame_stack * 3,)
     with pytest.raises(ValueError, match="one learning rate"):
-        SB3SACConfig(critic_lr=1e-3).validate()
+        registry.get("sb3-sac").make_config({"critic_lr": 1e-3})
 
 
 def test_sb3_sac_copies_every_transition_with_the_frame_stack():
-    cfg = _tiny(SB3SACConfig, frame_stack=2)
+    cfg = _tiny("sb3-sac", frame_stack=2)
     agent = SB3SACAgent(OBS, ACT, cfg, 0)
     buf = _buffer(episodes=2, length=4)
     agent.update(buf)
@@ -200,7 +207,7 @@ def test_sb3_sac_copies_every_transition_with_the_frame_stack():
 
 
 def test_sb3_sac_polyak_update_every_target_update_every_updates():
-    cfg = _tiny(SB3SACConfig, target_update_every=2)
+    cfg = _tiny("sb3-sac", target_update_every=2)
     agent, buf = SB3SACAgent(OBS, ACT, cfg, 0), _buffer()
     target = lambda: [p.detach().clone() for p in agent.model.critic_target.parameters()]  # noqa: E731
     before = target()

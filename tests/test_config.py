@@ -1,6 +1,13 @@
-import pytest
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
+import yaml
+
+from avem.nets.actor_critic import ActorCriticConfig
 from avem.train.config import RunConfig, from_dict, parse_sets, resolve, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_resolve_applies_sets_with_types_and_resolves_action_repeat():
@@ -8,7 +15,8 @@ def test_resolve_applies_sets_with_types_and_resolves_action_repeat():
                        sets=parse_sets(["eval_every=1000", "agent.actor_lr=1e-3", "hidden=64", "run.threads=1"]))
     assert run.seed == 3 and run.steps == 2000 and run.eval_every == 1000
     assert run.action_repeat == 8  # customary cartpole value, resolved
-    assert cfg.actor_lr == 1e-3 and isinstance(cfg.actor_lr, float) and cfg.hidden == 64
+    ac = cfg.actor_critic
+    assert ac.actor_lr == 1e-3 and isinstance(ac.actor_lr, float) and ac.hidden == 64
     assert cfg.frame_stack == 3  # the registry entry's default
     assert from_dict(to_dict(run, cfg)) == (run, cfg)
 
@@ -31,7 +39,8 @@ def test_a_saved_config_with_fields_this_version_lacks_is_refused_by_name(sectio
     (["hidden=abc"], "expects int"),
     (["hidden=1.5"], "expects int"),
     (["learn_temperature=3"], "expects bool"),
-    (["foo.hidden=3"], "prefix must be"),
+    (["foo.hidden=3"], r"unknown key 'foo.hidden' .*valid keys: .*actor_critic.hidden"),
+    (["run.hidden=3"], "unknown key 'run.hidden'; run keys: run.seed"),
     (["steps=-5"], "steps must be > 0"),
     (["eval_every=1001"], "not a multiple of the action repeat 8"),
     (["frame_stack=0"], "frame_stack must be >= 1"),
@@ -65,16 +74,105 @@ def test_cli_set_takes_several_items_after_one_flag_and_repeats(capsys):
 
 
 def test_the_tiny_preset_applies_by_name_under_explicit_sets(capsys):
-    """``tiny=True`` / ``--tiny`` / study ``tiny: true`` apply the config class's ``tiny_overrides``; a --set wins."""
+    """``tiny=True`` / ``--tiny`` / study ``tiny: true`` apply each block's ``tiny``; a --set wins."""
     from avem import cli
     from avem.agents import registry
     from avem.study import Study
     tiny = registry.get("planet").tiny()
     _, cfg = resolve("planet", "cartpole-swingup-pos", tiny=True, sets={"deter": 24})
-    assert cfg.deter == 24 and cfg.plan_candidates == tiny["plan_candidates"] != resolve("planet", "cartpole-swingup-pos")[1].plan_candidates
+    default = resolve("planet", "cartpole-swingup-pos")[1]
+    assert cfg.rssm.deter == 24 and cfg.planner.plan_candidates == tiny["planner.plan_candidates"] != default.planner.plan_candidates
     assert cli.main(["config", "--agent", "sac", "--task", "cartpole-swingup-pos", "--tiny"]) == 0
-    assert f"hidden: {registry.get('sac').tiny()['hidden']}" in capsys.readouterr().out
+    assert f"hidden: {registry.get('sac').tiny()['actor_critic.hidden']}" in capsys.readouterr().out
     base = dict(tasks=["cartpole-swingup-pos"], agents={"sac": None}, seeds=[0], steps=2000,
                 eval={"every": 1000, "episodes": 1}, experiment="x", budgets=[2000])
     assert Study.from_config({**base, "tiny": True}).set_args("sac").startswith("--tiny ")
     assert "--tiny" not in Study.from_config(base).set_args("sac")
+
+
+def test_a_block_shared_by_several_agents_defines_its_tiny_sizes_once():
+    from avem.agents import registry
+    from avem.models.rssm import RSSMConfig
+    for name in ("planet", "dreamer", "avem-gen-ml-learned-plan", "avem-gen-elbo-uniform-noplan"):
+        tiny = registry.get(name).tiny()
+        assert {k: tiny[f"rssm.{k}"] for k in RSSMConfig.tiny} == RSSMConfig.tiny
+    for name in ("sac", "sac-state", "sb3-sac", "avem-disc-uniform"):
+        assert registry.get(name).tiny()["actor_critic.hidden"] == ActorCriticConfig.tiny["hidden"]
+
+
+def test_dotted_and_bare_keys_name_one_field_of_the_agent():
+    _, cfg = resolve("avem-gen-ml-learned-plan", "cartpole-swingup-pos",
+                     sets=parse_sets(["rssm.deter=64", "plan_samples=8", "agent.ml.iw_samples=3", "hidden=16"]))
+    assert (cfg.rssm.deter, cfg.planner.plan_samples, cfg.ml.iw_samples, cfg.actor_critic.hidden) == (64, 8, 3, 16)
+    _, cfg = resolve("avem-disc-uniform", "cartpole-swingup-pos", sets={"deter": 64})
+    assert cfg.encoder.deter == 64 and cfg.rssm is None
+    # a switch set with the keys decides which blocks the other keys may name
+    _, cfg = resolve("avem-gen-elbo-uniform-noplan", "cartpole-swingup-pos", sets={"planning": "true", "plan_samples": 8})
+    assert cfg.planning and cfg.planner.plan_samples == 8
+
+
+@pytest.mark.parametrize("agent, key", [("avem-disc-uniform", "planner.plan_samples"), ("avem-disc-uniform", "stoch"),
+                                        ("avem-gen-elbo-uniform-noplan", "iw_samples"), ("sac", "rssm.deter")])
+def test_a_key_of_a_block_the_agent_does_not_hold_is_refused_listing_the_valid_keys(agent, key):
+    with pytest.raises(ValueError, match=rf"unknown key '{key}' .*valid keys: .*actor_critic\.hidden.*; run keys: run\.seed"):
+        resolve(agent, "cartpole-swingup-pos", sets={key: "3"})
+
+
+@dataclass(frozen=True)
+class _TwoCritics:
+    a: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    b: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+
+
+def test_an_ambiguous_bare_name_is_refused_naming_the_dotted_keys():
+    from avem.agents import registry
+    registry.register("throwaway-two-critics", lambda *a: None, _TwoCritics, "two blocks of one class")
+    try:
+        with pytest.raises(ValueError, match="key 'hidden' is ambiguous: write one of a.hidden, b.hidden"):
+            resolve("throwaway-two-critics", "cartpole-swingup-pos", sets={"hidden": "8"})
+        _, cfg = resolve("throwaway-two-critics", "cartpole-swingup-pos", sets={"b.hidden": "8"})
+        assert (cfg.a.hidden, cfg.b.hidden) == (256, 8)
+    finally:
+        registry.unregister("throwaway-two-critics")
+
+
+def test_avem_config_lists_only_what_the_agent_reads(capsys):
+    from avem import cli
+    assert cli.main(["config", "--agent", "avem-disc-uniform", "--task", "cartpole-swingup-pos"]) == 0
+    agent = yaml.safe_load(capsys.readouterr().out)["agent"]
+    assert set(agent) == {"model", "marginal_likelihood", "action_prior", "planning", "batch_size", "seq_len",
+                          "critic_burn_in", "updates_per_step", "actor_critic", "encoder"}
+    assert agent["encoder"] == {"deter": 128, "model_hidden": 128}
+
+
+COMMITTED = sorted([*ROOT.glob("results/reference/runs/**/config.yaml"), *ROOT.glob("tests/data/**/config.yaml")])
+
+
+def test_every_committed_run_config_loads_with_the_values_it_was_written_with():
+    """The committed runs were written in the flat layout (every field at the top of ``agent``): each loads,
+    every field its agent still holds keeps its value, and the nested form reads back the same."""
+    from avem import config_tree
+    assert len(COMMITTED) >= 26
+    for path in COMMITTED:
+        data = yaml.safe_load(path.read_text())
+        run, cfg = from_dict(data)
+        nested = to_dict(run, cfg)
+        held = {k.rsplit(".", 1)[-1]: v for k, v in config_tree.flatten(nested["agent"]).items()}
+        written = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["agent"].items() if k in held}
+        assert written == {k: held[k] for k in written} and set(held) <= set(data["agent"]), path
+        assert from_dict(nested) == (run, cfg), path
+
+
+def test_a_run_written_in_the_flat_layout_is_the_same_run_in_the_nested_one(tmp_path):
+    """``avem train`` started again on a directory whose config.yaml predates the blocks finds the same run
+    (finished here), and a run of another configuration is still refused."""
+    import shutil
+    from avem.train import rundir
+    src = ROOT / "tests/data/reference_subset/runs/cartpole-swingup-pos/sac/seed0"
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    run, cfg = from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    assert rundir.check_existing(out, to_dict(run, cfg)) == "finished"
+    other = resolve("sac", run.task, run.seed, run.steps, {"hidden": "64"})
+    with pytest.raises(rundir.RunDirError, match="another configuration"):
+        rundir.check_existing(out, to_dict(*other))

@@ -20,12 +20,12 @@ import yaml
 
 from avem.train import faults, loop, rundir
 from avem.train.config import resolve
-from tests.conftest import SNAKEMAKE, TINY_RUN, TINY_SAC, tool_env
+from tests.conftest import SNAKEMAKE, TINY_RUN, tool_env
 from tests.mlflow_server import group_members, mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "cartpole-swingup-pos"
-SETS = [a for k, v in {**TINY_RUN, **TINY_SAC}.items() for a in ("--set", f"{k}={v}")]
+SETS = ["--tiny", *(a for k, v in TINY_RUN.items() for a in ("--set", f"{k}={v}"))]
 ARGS = ["train", "--agent", "sac", "--task", TASK, "--seed", "0", "--steps", "5000", *SETS]
 DIVERGING = ["train", "--agent", "sac", "--task", "pendulum-swingup-pos", "--seed", "0", "--steps", "3000", *SETS,
              "--set", "critic_lr=1e6", "--set", "actor_lr=1e6"]
@@ -229,7 +229,7 @@ def test_study_with_a_diverging_agent_finishes_and_lists_it(tmp_path):
     study.update(experiment="faults", tasks=["pendulum-swingup-pos"], seeds=[0], steps=2000,
                  eval={"every": 1000, "episodes": 1}, budgets=[1000, 2000],
                  probe={"agents": ["sac"], "tasks": None, "episodes": 2},
-                 agents={"random": None, "sac": {"set": {**TINY_SAC, "critic_lr": 1e6, "actor_lr": 1e6}}})
+                 agents={"random": None, "sac": {"set": {"critic_lr": 1e6, "actor_lr": 1e6}}})  # tiny: ci.yaml
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(study, sort_keys=False))
     env = tool_env()

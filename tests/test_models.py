@@ -152,10 +152,11 @@ def test_kl_balancing_reweights_gradients_not_the_value(balance):
 
 def test_marginal_likelihood_refuses_a_balance_that_diverges():
     from avem.agents.avem_config import AVEMConfig
+    from avem.config_tree import make
     with pytest.raises(ValueError, match="kl_balance"):
-        AVEMConfig(marginal_likelihood=True, kl_balance=0.8).validate()
-    AVEMConfig(marginal_likelihood=True, kl_balance=0.5).validate()
-    AVEMConfig(marginal_likelihood=False, kl_balance=0.8).validate()
+        make(AVEMConfig, {"marginal_likelihood": True, "kl_balance": 0.8}).validate()
+    make(AVEMConfig, {"marginal_likelihood": True, "kl_balance": 0.5}).validate()
+    make(AVEMConfig, {"marginal_likelihood": False, "kl_balance": 0.8}).validate()
 
 
 def test_observation_only_marginal_drops_exactly_the_reward_factor():

@@ -12,7 +12,7 @@ from avem import probe
 from avem.envs import make_env
 
 TASK = "cartpole-swingup-distract"
-TINY = ["hidden=32", "batch_size=32", "eval_every=1000", "eval_episodes=1", "seed_steps=1000"]
+TINY = ["--tiny", "--set", "eval_every=1000", "eval_episodes=1", "seed_steps=1000"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -61,7 +61,7 @@ def test_latent_hook_contract():
 def test_probe_cli_on_a_tiny_sac_run(tmp_path):
     run = tmp_path / "run"
     r = _cli("train", "--agent", "sac", "--task", TASK, "--seed", "0", "--steps", "2000", "--out", str(run),
-             *sum((["--set", s] for s in TINY), []))
+             *TINY)
     assert r.returncode == 0, r.stderr
     r = _cli("probe", "--run", str(run), "--out", str(run / "probe.csv"), "--episodes", "5")
     assert r.returncode == 0, r.stderr
@@ -101,8 +101,7 @@ def test_avem_agents_expose_their_belief_to_the_probe(name, width):
     from avem.agents import registry
     env = make_env("cartpole-swingup-distract", 0)
     spec = registry.get(name)
-    cfg = spec.make_config({"hidden": 32, "deter": 32, "stoch": 8, "model_hidden": 32,
-                            "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3})
+    cfg = spec.make_config(spec.tiny())
     agent = registry.build(name, env.observation_space, env.action_space, cfg, 0)
     obs, _ = env.reset(seed=0)
     _, state, _ = agent.act(obs, agent.initial_state(), explore=False)

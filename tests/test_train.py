@@ -14,14 +14,16 @@ import yaml
 
 from avem.agents import registry
 from avem.train import loop
+from avem.nets.actor_critic import ActorCriticConfig
 from avem.train.config import parse_sets, resolve
-from tests.conftest import TINY_RUN, TINY_SAC
+from tests.conftest import TINY_RUN
 
 TASK = "cartpole-swingup-pos"
 
 
-def _sets(extra: dict | None = None) -> list[str]:
-    return [f"{k}={v}" for k, v in {**TINY_RUN, **TINY_SAC, **(extra or {})}.items()]
+def _tiny_args(extra: dict | None = None) -> list[str]:
+    """``--tiny`` (the agent's tiny preset) and the short run settings, as ``avem train`` arguments."""
+    return ["--tiny", *sum((["--set", f"{k}={v}"] for k, v in {**TINY_RUN, **(extra or {})}.items()), [])]
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -43,14 +45,14 @@ def test_every_registered_agent_trains_and_evaluates(name, tmp_path):
 def test_cli_train_writes_everything_and_tracks_in_mlflow(tmp_path):
     out = tmp_path / "run"
     r = _cli("train", "--agent", "sac", "--task", TASK, "--seed", "1", "--steps", "3000", "--out", str(out),
-             *sum((["--set", s] for s in _sets()), []))
+             *_tiny_args())
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr  # no progress bar when stderr is not a terminal
     ev = pd.read_csv(out / "eval.csv")
     assert list(ev.columns[:8]) == ["task", "agent", "seed", "obs", "step", "episode", "return", "length"]
     assert len(ev) == 4 * TINY_RUN["eval_episodes"] and (ev["seed"] == 1).all()
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["run"]["action_repeat"] == 8 and cfg["agent"]["hidden"] == 32
+    assert cfg["run"]["action_repeat"] == 8 and cfg["agent"]["actor_critic"]["hidden"] == ActorCriticConfig.tiny["hidden"]
     assert cfg["provenance"]["commit"] and cfg["provenance"]["packages"]["torch"].startswith("2.13")
     assert (out / "checkpoint.pt").exists() and (out / "metrics.csv").exists()
     info = yaml.safe_load((out / "run.json").read_text())
@@ -60,7 +62,7 @@ def test_cli_train_writes_everything_and_tracks_in_mlflow(tmp_path):
     client = MlflowClient(info["tracking_uri"])
     mrun = client.get_run(info["mlflow_run_id"])
     assert mrun.info.status == "FINISHED"
-    assert mrun.data.params["run.seed"] == "1" and mrun.data.params["agent.hidden"] == "32"
+    assert mrun.data.params["run.seed"] == "1" and mrun.data.params["agent.actor_critic.hidden"] == "32"
     assert mrun.data.tags["task"] == TASK and mrun.data.tags["obs"] == "pos" and mrun.data.tags["agent"] == "sac"
     steps = [m.step for m in client.get_metric_history(mrun.info.run_id, "eval/return_mean")]
     assert steps == [0, 1000, 2000, 3000]
@@ -72,13 +74,13 @@ def test_cli_train_writes_everything_and_tracks_in_mlflow(tmp_path):
     # a finished run started again does nothing
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     r2 = _cli("train", "--agent", "sac", "--task", TASK, "--seed", "1", "--steps", "3000", "--out", str(out),
-              *sum((["--set", s] for s in _sets()), []))
+              *_tiny_args())
     assert r2.returncode == 0 and "already finished" in r2.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
     # another configuration in the same directory is refused, nothing touched
     r3 = _cli("train", "--agent", "sac", "--task", TASK, "--seed", "2", "--steps", "3000", "--out", str(out),
-              *sum((["--set", s] for s in _sets()), []))
+              *_tiny_args())
     assert r3.returncode == 2 and "another configuration" in r3.stderr and "seed" in r3.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
@@ -108,7 +110,7 @@ def test_nonempty_foreign_directory_is_refused(tmp_path):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     args = ["train", "--agent", "sac", "--task", TASK, "--seed", "0", "--steps", "6000",
-            *sum((["--set", s] for s in _sets()), [])]
+            *_tiny_args()]
     ref = tmp_path / "ref"
     assert _cli(*args, "--out", str(ref)).returncode == 0
 

@@ -132,7 +132,7 @@ BAD_STUDY = {
     "unknown override": (lambda c: c["agents"].update(sac={"set": {"hiden": 32}}),
                          "agents.sac on task 'cartpole-swingup-pos': unknown key 'hiden' for agent 'sac'"),
     "override of wrong type": (lambda c: c["agents"].update(sac={"set": {"hidden": "big"}}),
-                               "agents.sac on task 'cartpole-swingup-pos': SACConfig.hidden expects int, got 'big'"),
+                               "agents.sac on task 'cartpole-swingup-pos': ActorCriticConfig.hidden expects int, got 'big'"),
     "budget not a multiple of the action repeat": (
         lambda c: c.update(steps=2004, budgets=[2004]),
         "agents.sac on task 'cartpole-swingup-pos': steps=2004 is not a multiple of the action repeat 8"),
@@ -273,12 +273,11 @@ def test_concurrent_jobs_lose_nothing_in_one_store(tmp_path: Path) -> None:
 
     uri = avem_study.default_tracking_uri(tmp_path)
     avem_study.create_store(uri, "concurrent", tmp_path / "store.json")
-    sets = ["hidden=32", "batch_size=32", "seed_steps=1000", "eval_every=1000", "eval_episodes=1",
-            "checkpoint_every=1000", "experiment=concurrent"]
+    sets = ["seed_steps=1000", "eval_every=1000", "eval_episodes=1", "checkpoint_every=1000", "experiment=concurrent"]
     env = tool_env(drop=(), MLFLOW_TRACKING_URI=uri)
     outs = [tmp_path / "runs" / f"seed{s}" for s in range(4)]
     procs = [subprocess.Popen([sys.executable, "-m", "avem.cli", "train", "--agent", "sac", "--task", "cartpole-swingup-pos", "--seed", str(s),
-                               "--steps", "2000", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]],
+                               "--steps", "2000", "--out", str(out), "--tiny", *[a for kv in sets for a in ("--set", kv)]],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for s, out in enumerate(outs)]
     for p in procs:

@@ -110,9 +110,10 @@ def test_agent_weights_the_information_gain_by_alpha_times_beta_ml():
     import gymnasium as gym
     from avem.agents.avem import AVEMAgent
     from avem.agents.avem_config import AVEMConfig
+    from avem.config_tree import make
 
-    cfg = AVEMConfig(marginal_likelihood=True, planning=True, deter=8, stoch=4, model_hidden=8, hidden=8,
-                     plan_samples=4, plan_horizon=1, plan_iterations=1, beta_ml_start=0.5, beta_ml_end=0.5)
+    cfg = make(AVEMConfig, dict(marginal_likelihood=True, planning=True, deter=8, stoch=4, model_hidden=8, hidden=8,
+                                plan_samples=4, plan_horizon=1, plan_iterations=1, beta_ml_start=0.5, beta_ml_end=0.5))
     box = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
     agent = AVEMAgent(box, gym.spaces.Box(-1.0, 1.0, (1,), np.float32), cfg, seed=0)
     seen, plan = {}, agent.actor.planner.plan
@@ -213,10 +214,11 @@ def test_critic_reward_holds_the_information_gain_the_planner_sums():
     import gymnasium as gym
     from avem.agents.avem import AVEMAgent
     from avem.agents.avem_config import AVEMConfig
+    from avem.config_tree import make
     from avem.train.replay import ReplayBuffer
 
-    cfg = AVEMConfig(marginal_likelihood=True, deter=8, stoch=4, model_hidden=8, hidden=8, batch_size=2, seq_len=6,
-                     critic_burn_in=1, beta_ml_start=0.7, beta_ml_end=0.7)
+    cfg = make(AVEMConfig, dict(marginal_likelihood=True, deter=8, stoch=4, model_hidden=8, hidden=8, batch_size=2,
+                                seq_len=6, critic_burn_in=1, beta_ml_start=0.7, beta_ml_end=0.7))
     agent = AVEMAgent(gym.spaces.Box(-1.0, 1.0, (O,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), cfg, 0)
     buffer, rng = ReplayBuffer((O,), 1, 64), np.random.default_rng(0)
     buffer.add(rng.normal(size=O), None, 0.0, True, False)

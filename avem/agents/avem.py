@@ -47,7 +47,7 @@ planner's horizon bootstrap holds the terms its roll-out sums; the temperature r
 shared RSSM's vector-observation likelihood (no free nats, observation std 0.1 x each dimension's
 running std: ``RSSMConfig``); no KL balancing (0.5), which the marginal-likelihood term requires
 (``AVEMConfig.validate``); the marginal likelihood (and the planner's information gain) is over the
-observation x_t only, not (x_t, r_t) (``AVEMConfig.ml_reward``: with r_t inside, the model loss at
+observation x_t only, not (x_t, r_t) (``MarginalLikelihoodConfig.ml_reward``: with r_t inside, the model loss at
 the paper's ``beta_ml = 1`` is only the IWAE-ELBO gap and pays for no prediction, not even of the
 reward); the planner's temperature is raised where alpha leaves under ``plan_min_ess`` effective
 samples (single-roll-out returns: see ``avem.planning.importance``); candidates share their
@@ -106,7 +106,7 @@ class AVEMAgent(AgentBase):
         with self.seeded_init(seed):
             self.belief = make_belief(self.obs_dim, self.act_dim, cfg)
             self.feat_dim = self.belief.feat_dim
-            self.ac = SoftActorCritic(self.feat_dim, self.act_dim, cfg, self.gen,
+            self.ac = SoftActorCritic(self.feat_dim, self.act_dim, cfg.actor_critic, self.gen,
                                       extra_critic_params=self.belief.critic_params())
             self.prior = make_prior(self.feat_dim, self.act_dim, cfg)
             self.actor = make_actor(self.ac, self.prior, self.model, cfg)
@@ -129,10 +129,10 @@ class AVEMAgent(AgentBase):
 
     def beta_ml(self) -> float:
         """Current coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""
-        cfg = self.cfg
-        if not cfg.marginal_likelihood:
+        ml = self.cfg.ml
+        if not self.cfg.marginal_likelihood:
             return 0.0
-        return linear_anneal(self.num_updates, cfg.beta_ml_start, cfg.beta_ml_end, cfg.beta_ml_anneal_steps)
+        return linear_anneal(self.num_updates, ml.beta_ml_start, ml.beta_ml_end, ml.beta_ml_anneal_steps)
 
     def info_gain_weight(self) -> float:
         """Weight of the information gain in the planner's return and the critic's reward: ``alpha * beta_ml``.

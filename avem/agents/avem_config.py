@@ -1,29 +1,115 @@
-"""The one configuration of the AVEM agent family: four switches plus shared hyperparameters.
+"""The AVEM agent family's configuration: four switches, the training settings, and one block per part.
 
-Every registered variant (``avem.agents.avem``) uses this class; a variant sets only the four
-switches, so ablations compare like with like. Fields that only one switch reads say so.
-Defaults: every switch off (a generative ELBO agent, uniform action prior, amortised policy:
-the SLAC-like corner), so adding a switch never changes an existing result.
+Every registered variant (``avem.agents.avem``) uses ``AVEMConfig``; a variant sets only the four
+switches, so ablations compare like with like. The switches choose the blocks an agent holds (and
+reads): ``actor_critic`` (always: the soft actor-critic), ``rssm`` (generative) or ``encoder``
+(discriminative), ``ml`` (marginal_likelihood), ``prior`` (learned action prior), ``planner``
+(planning). Defaults: every switch off (a generative ELBO agent, uniform action prior, amortised
+policy: the SLAC-like corner), so adding a switch never changes an existing result.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from avem.checks import require
+from avem.models.recurrent import EncoderConfig
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
 from avem.variants import ACTION_PRIORS, MODELS
 
 
 @dataclass(frozen=True)
-class AVEMConfig(ActorCriticConfig, RSSMConfig):
-    """AVEM agent: switches, then training, marginal likelihood, action prior and planning fields.
+class MarginalLikelihoodConfig:
+    """The one-step marginal-likelihood term (block ``ml``; ``marginal_likelihood=True``)."""
 
-    Inherits the soft actor-critic fields (``ActorCriticConfig``: critic, amortised policy,
-    temperature) and the model fields (``RSSMConfig``; a discriminative agent reads only
-    ``deter`` and ``model_hidden`` for its GRU encoder, which trains at ``critic_lr``).
-    """
+    ml_reward: bool = False
+    """Whether r_t is inside the marginal likelihood (and the planner's information gain). True = the paper's literal -log p(x_t, r_t | past): at beta_ml=1 the model loss is then only the IWAE-ELBO gap KL(q(z)||p(z|x,r,past)), which pays for no prediction at all (on cartpole-swingup-pos the reward log-likelihood fell and the returns dropped to the random level: results/benchmarks/bench_avem.md). False (default) = -log p(x_t | past): at beta_ml=1 the model loss is -log p(r_t|z) + KL(q(z)||p(z|x,past)), so the model keeps what predicts reward and is not paid for modelling observations, the paper's stated intent ("retain only task-relevant information")."""
+    iw_samples: int = 4
+    """K, importance samples of the one-step predictive marginal likelihood estimate."""
+    beta_ml_start: float = 0.01
+    """Coefficient of the marginal-likelihood term at the first update."""
+    beta_ml_end: float = 1.0
+    """Coefficient after annealing: 1.0, the paper's objective (Bowman-style annealing from beta_ml_start)."""
+    beta_ml_anneal_steps: int = 5_000
+    """Updates over which beta_ml rises linearly from beta_ml_start to beta_ml_end."""
+
+    tiny: ClassVar[dict] = {"iw_samples": 2}
+    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.iw_samples >= 1, f"iw_samples must be >= 1, got {self.iw_samples}"),
+            (self.beta_ml_start >= 0 and self.beta_ml_end >= 0, "beta_ml_start and beta_ml_end must be >= 0"),
+            (self.beta_ml_anneal_steps >= 0, f"beta_ml_anneal_steps must be >= 0, got {self.beta_ml_anneal_steps}"),
+        ]
+
+
+@dataclass(frozen=True)
+class LearnedPriorConfig:
+    """The learned action prior p_a(a|z) (block ``prior``; ``action_prior='learned'``)."""
+
+    prior_lr: float = 3e-4
+    """Adam learning rate of p_a(a|z) (consolidation of the planned posteriors)."""
+    noplan_prior_lr_scale: float = 0.1
+    """Without planning the prior learns at prior_lr * this: a slower-moving prior, so KL(q||p_a) is not trivially 0."""
+    prior_init_std: float = 1.0
+    """Initial pre-squash standard deviation of p_a (broad, so the first proposals cover the box)."""
+    target_kl: float | None = None
+    """Learned prior: alpha is tuned so KL(q||p_a) tracks this (nats per step). None = the KL a uniform-prior agent settles at, d log 2 - target_entropy (= 1.69 d with the default entropy target), so both priors get the same KL budget. Uniform prior: alpha tracks the entropy target, the same rule since KL(q||U) = -H + d log 2."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.prior_lr > 0 and self.noplan_prior_lr_scale > 0, "prior_lr and noplan_prior_lr_scale must be > 0"),
+            (self.prior_init_std > 0, f"prior_init_std must be > 0, got {self.prior_init_std}"),
+            (self.target_kl is None or self.target_kl > 0, f"target_kl must be > 0 or None, got {self.target_kl}"),
+        ]
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """The importance-sampling planner in the model (block ``planner``; ``planning=True``)."""
+
+    plan_horizon: int = 5
+    """Imagined steps per candidate before the soft value bootstrap."""
+    plan_samples: int = 64
+    """Candidate first actions per iteration."""
+    plan_iterations: int = 3
+    """Importance-sampling iterations (the first draws from the action prior)."""
+    plan_min_std: float = 0.1
+    """Floor on the planned posterior's pre-squash standard deviation."""
+    plan_temperature: float | None = None
+    """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
+    plan_min_ess: float = 0.1
+    """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha the weights were degenerate (one candidate carried all the weight: results/benchmarks/bench_avem.md), picking the luckiest roll-out noise. 0 = always the plain temperature."""
+    plan_common_noise: bool = True
+    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck (with independent roll-outs the weights followed the noise and were degenerate at alpha). False = independent roll-outs, the planner of the earlier results in results/benchmarks/bench_avem.md."""
+    plan_policy_fraction: float = 0.25
+    """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the planner of the earlier results in results/benchmarks/bench_avem.md."""
+    plan_info_gain_samples: int = 4
+    """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
+
+    tiny: ClassVar[dict] = {"plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3, "plan_info_gain_samples": 2}
+    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.plan_horizon >= 1, f"plan_horizon must be >= 1, got {self.plan_horizon}"),
+            (self.plan_samples >= 2, f"plan_samples must be >= 2, got {self.plan_samples}"),
+            (self.plan_iterations >= 1, f"plan_iterations must be >= 1, got {self.plan_iterations}"),
+            (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
+            (self.plan_temperature is None or self.plan_temperature > 0,
+             f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
+            (0.0 <= self.plan_policy_fraction <= 1.0,
+             f"plan_policy_fraction must be in [0, 1], got {self.plan_policy_fraction}"),
+            (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
+            (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
+        ]
+
+
+@dataclass(frozen=True)
+class AVEMConfig:
+    """AVEM agent: the four switches, the training settings, then the blocks the switches ask for."""
 
     # ---- the four switches --------------------------------------------------------------
     model: str = "generative"
@@ -45,52 +131,49 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
     updates_per_step: float = 1.0
     """Gradient updates per agent step (fractional values accumulate: 0.5 = one update every other step)."""
 
-    # ---- marginal likelihood (marginal_likelihood=True) ---------------------------------
-    ml_reward: bool = False
-    """Whether r_t is inside the marginal likelihood (and the planner's information gain). True = the paper's literal -log p(x_t, r_t | past): at beta_ml=1 the model loss is then only the IWAE-ELBO gap KL(q(z)||p(z|x,r,past)), which pays for no prediction at all (on cartpole-swingup-pos the reward log-likelihood fell and the returns dropped to the random level: results/benchmarks/bench_avem.md). False (default) = -log p(x_t | past): at beta_ml=1 the model loss is -log p(r_t|z) + KL(q(z)||p(z|x,past)), so the model keeps what predicts reward and is not paid for modelling observations, the paper's stated intent ("retain only task-relevant information")."""
-    iw_samples: int = 4
-    """K, importance samples of the one-step predictive marginal likelihood estimate."""
-    beta_ml_start: float = 0.01
-    """Coefficient of the marginal-likelihood term at the first update."""
-    beta_ml_end: float = 1.0
-    """Coefficient after annealing: 1.0, the paper's objective (Bowman-style annealing from beta_ml_start)."""
-    beta_ml_anneal_steps: int = 5_000
-    """Updates over which beta_ml rises linearly from beta_ml_start to beta_ml_end."""
+    # ---- training -------------------------------------------------------------------------
+    batch_size: int = 16
+    """Replay windows per update."""
+    seq_len: int = 32
+    """Rows per replay window (the model is filtered over the window from a zero state)."""
+    critic_burn_in: int = 4
+    """First rows of each window used only to warm up the recurrent state, not as critic/actor/prior samples."""
+    updates_per_step: float = 1.0
+    """Gradient updates per agent step (fractional values accumulate: 0.5 = one update every other step)."""
 
-    # ---- learned action prior (action_prior='learned') ----------------------------------
-    prior_lr: float = 3e-4
-    """Adam learning rate of p_a(a|z) (consolidation of the planned posteriors)."""
-    noplan_prior_lr_scale: float = 0.1
-    """Without planning the prior learns at prior_lr * this: a slower-moving prior, so KL(q||p_a) is not trivially 0."""
-    prior_init_std: float = 1.0
-    """Initial pre-squash standard deviation of p_a (broad, so the first proposals cover the box)."""
-    target_kl: float | None = None
-    """Learned prior: alpha is tuned so KL(q||p_a) tracks this (nats per step). None = the KL a uniform-prior agent settles at, d log 2 - target_entropy (= 1.69 d with the default entropy target), so both priors get the same KL budget. Uniform prior: alpha tracks the entropy target, the same rule since KL(q||U) = -H + d log 2."""
+    # ---- blocks (absent where the switches do not read them) -------------------------------
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    """The soft actor-critic every variant trains (critic, amortised policy, temperature)."""
+    rssm: RSSMConfig | None = None
+    """The world model (``model='generative'``)."""
+    encoder: EncoderConfig | None = None
+    """The GRU history encoder (``model='discriminative'``; trained through the critic at ``critic_lr``)."""
+    ml: MarginalLikelihoodConfig | None = None
+    """The marginal-likelihood term (``marginal_likelihood=True``)."""
+    prior: LearnedPriorConfig | None = None
+    """The learned action prior (``action_prior='learned'``)."""
+    planner: PlannerConfig | None = None
+    """The planner (``planning=True``)."""
 
-    # ---- planning (planning=True) --------------------------------------------------------
-    plan_horizon: int = 5
-    """Imagined steps per candidate before the soft value bootstrap."""
-    plan_samples: int = 64
-    """Candidate first actions per iteration."""
-    plan_iterations: int = 3
-    """Importance-sampling iterations (the first draws from the action prior)."""
-    plan_min_std: float = 0.1
-    """Floor on the planned posterior's pre-squash standard deviation."""
-    plan_temperature: float | None = None
-    """Temperature of q* ∝ p_a exp(R / T); None = the learned alpha (the bound's own temperature)."""
-    plan_min_ess: float = 0.1
-    """Floor on the planner's effective sample size (fraction of plan_samples): where the temperature gives fewer, it is raised until the floor is met. Each candidate's return is one stochastic roll-out; at the bound's alpha the weights were degenerate (one candidate carried all the weight: results/benchmarks/bench_avem.md), picking the luckiest roll-out noise. 0 = always the plain temperature."""
-    plan_common_noise: bool = True
-    """Candidates of one planning iteration share the roll-out's random numbers (latent noise, later actions, value sample, imagined observations): common random numbers, so returns differ by the first action and not by roll-out luck (with independent roll-outs the weights followed the noise and were degenerate at alpha). False = independent roll-outs, the planner of the earlier results in results/benchmarks/bench_avem.md."""
-    plan_policy_fraction: float = 0.25
-    """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the planner of the earlier results in results/benchmarks/bench_avem.md."""
-    plan_info_gain_samples: int = 4
-    """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
+    tiny: ClassVar[dict] = {"batch_size": 8, "seq_len": 16}
+    """The ``tiny`` preset of the training settings (not a field); each block has its own (``avem.config_tree``)."""
 
-    tiny_overrides: ClassVar[dict] = {
-        "hidden": 32, "deter": 32, "stoch": 8, "model_hidden": 32, "batch_size": 8, "seq_len": 16,
-        "iw_samples": 2, "plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3, "plan_info_gain_samples": 2}
-    """The ``tiny`` preset (not a field; ``AgentSpec.tiny``): small sizes for smoke tests and the quick and CI studies."""
+    def __post_init__(self) -> None:
+        """Fill the blocks the switches read with their defaults; refuse a block they do not read."""
+        wanted = self.wanted_blocks()
+        for name, cls in BLOCKS.items():
+            if getattr(self, name) is None and name in wanted:
+                object.__setattr__(self, name, cls())
+            elif getattr(self, name) is not None and name not in wanted:
+                raise ValueError(f"AVEMConfig: block {name!r} is not read with these switches "
+                                 f"(model={self.model!r}, marginal_likelihood={self.marginal_likelihood}, "
+                                 f"action_prior={self.action_prior!r}, planning={self.planning})")
+
+    def wanted_blocks(self) -> set[str]:
+        """The optional blocks the switches read."""
+        on = {"rssm": self.model != "discriminative", "encoder": self.model == "discriminative",
+              "ml": self.marginal_likelihood, "prior": self.action_prior == "learned", "planner": self.planning}
+        return {name for name, read in on.items() if read}
 
     def validate(self) -> None:
         """Reject invalid switch combinations and values before anything runs."""
@@ -111,27 +194,22 @@ class AVEMConfig(ActorCriticConfig, RSSMConfig):
             (0 <= self.critic_burn_in <= self.seq_len - 2,
              f"critic_burn_in must be in [0, seq_len - 2], got {self.critic_burn_in} (seq_len={self.seq_len})"),
             (self.updates_per_step >= 0, f"updates_per_step must be >= 0, got {self.updates_per_step}"),
-            (self.iw_samples >= 1, f"iw_samples must be >= 1, got {self.iw_samples}"),
-            (self.beta_ml_start >= 0 and self.beta_ml_end >= 0, "beta_ml_start and beta_ml_end must be >= 0"),
-            (self.beta_ml_anneal_steps >= 0, f"beta_ml_anneal_steps must be >= 0, got {self.beta_ml_anneal_steps}"),
-            (self.prior_lr > 0 and self.noplan_prior_lr_scale > 0, "prior_lr and noplan_prior_lr_scale must be > 0"),
-            (self.prior_init_std > 0, f"prior_init_std must be > 0, got {self.prior_init_std}"),
-            (self.target_kl is None or self.target_kl > 0, f"target_kl must be > 0 or None, got {self.target_kl}"),
-            (self.plan_horizon >= 1, f"plan_horizon must be >= 1, got {self.plan_horizon}"),
-            (self.plan_samples >= 2, f"plan_samples must be >= 2, got {self.plan_samples}"),
-            (self.plan_iterations >= 1, f"plan_iterations must be >= 1, got {self.plan_iterations}"),
-            (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
-            (self.plan_temperature is None or self.plan_temperature > 0,
-             f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
-            (0.0 <= self.plan_policy_fraction <= 1.0,
-             f"plan_policy_fraction must be in [0, 1], got {self.plan_policy_fraction}"),
-            (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
-            (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
+            *(check for block in (self.ml, self.prior, self.planner) if block is not None for check in block.checks()),
+            *(self.rssm.model_checks() if self.rssm is not None else ()),
+            (self.encoder is None or (self.encoder.deter >= 1 and self.encoder.model_hidden >= 1),
+             "deter and model_hidden must be >= 1"),
+        ]
+        if self.ml is not None and self.rssm is not None:
+            ml = self.ml
             # The ML term's gradient on q is about -beta_ml * dKL/dq; the KL term gives +2(1 - kl_balance) dKL/dq.
             # If beta_ml exceeds that, q is driven away from p without bound (observed: results/benchmarks/bench_avem.md).
-            (not self.marginal_likelihood or max(self.beta_ml_start, self.beta_ml_end) <= 2 * (1 - self.kl_balance),
-             f"marginal_likelihood=True needs beta_ml <= 2 * (1 - kl_balance) or the posterior diverges from the prior; "
-             f"got beta_ml_end={self.beta_ml_end}, kl_balance={self.kl_balance} (use kl_balance=0.5)"),
-            *self.model_checks(),
-        ]
+            checks.append((max(ml.beta_ml_start, ml.beta_ml_end) <= 2 * (1 - self.rssm.kl_balance),
+                           f"marginal_likelihood=True needs beta_ml <= 2 * (1 - kl_balance) or the posterior diverges "
+                           f"from the prior; got beta_ml_end={ml.beta_ml_end}, kl_balance={self.rssm.kl_balance} "
+                           "(use kl_balance=0.5)"))
         require(checks)
+
+
+BLOCKS: dict[str, type] = {"rssm": RSSMConfig, "encoder": EncoderConfig, "ml": MarginalLikelihoodConfig,
+                           "prior": LearnedPriorConfig, "planner": PlannerConfig}
+"""The optional blocks of ``AVEMConfig`` and their classes."""

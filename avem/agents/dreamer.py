@@ -40,7 +40,7 @@ subset of the posterior states when CPU time forces it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -49,7 +49,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from avem.agents.registry import register
-from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig
+from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig, paper_rssm
+from avem.models.rssm import RSSMConfig
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
 
@@ -58,16 +59,9 @@ if TYPE_CHECKING:  # annotations only: the agents do not depend on the training 
 
 
 @dataclass(frozen=True)
-class DreamerConfig(RSSMBaselineConfig):
-    """Dreamer: the RSSM baselines' model and schedule (``RSSMBaselineConfig``), the model's optimiser, behaviour."""
+class BehaviourConfig:
+    """Dreamer's behaviour learning in imagination: actor and value (block ``behaviour``)."""
 
-    # ---- the model's optimiser, pinned here so a change of the shared RSSM defaults never changes it silently
-    model_lr: float = 6e-4
-    """Adam learning rate of the model (paper: 6e-4)."""
-    model_grad_clip: float = 100.0
-    """Gradient-norm clip of the model update (paper: 100)."""
-
-    # ---- behaviour learning ------------------------------------------------------------
     horizon: int = 15
     """Imagination horizon (paper: 15)."""
     imagine_starts: int = 0
@@ -98,13 +92,11 @@ class DreamerConfig(RSSMBaselineConfig):
     actor_entropy: float = 0.0
     """Weight of the actor's entropy bonus (Dreamer v1: 0, exploration by noise; DreamerV2 uses 1e-4)."""
 
-    tiny_overrides: ClassVar[dict] = {**RSSMBaselineConfig.tiny_overrides, "horizon": 3, "units": 16,
-                                      "actor_layers": 2, "value_layers": 2}
-    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+    tiny: ClassVar[dict] = {"horizon": 3, "units": 16, "actor_layers": 2, "value_layers": 2}
+    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
         return [
-            *super().checks(),
             (self.horizon >= 2, f"horizon must be >= 2 (one step is bootstrapped), got {self.horizon}"),
             (self.imagine_starts >= 0, f"imagine_starts must be >= 0, got {self.imagine_starts}"),
             (0.0 < self.gamma <= 1.0 and 0.0 <= self.lambda_ <= 1.0, "gamma must be in (0, 1], lambda_ in [0, 1]"),
@@ -114,6 +106,19 @@ class DreamerConfig(RSSMBaselineConfig):
              "action_init_std > 0, action_min_std >= 0, action_mean_scale > 0"),
             (self.actor_entropy >= 0, f"actor_entropy must be >= 0, got {self.actor_entropy}"),
         ]
+
+
+@dataclass(frozen=True)
+class DreamerConfig(RSSMBaselineConfig):
+    """Dreamer: the RSSM baselines' schedule (``RSSMBaselineConfig``), the model, behaviour learning."""
+
+    rssm: RSSMConfig = field(default_factory=lambda: paper_rssm(model_lr=6e-4, model_grad_clip=100.0))
+    """The world model at the paper's values (``paper_rssm``), with its optimiser: Adam 6e-4, clip 100 (paper)."""
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    """Actor and value trained in imagination."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(), *self.behaviour.checks()]
 
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, bootstrap: torch.Tensor, discount: float,
@@ -135,7 +140,7 @@ def lambda_return(reward: torch.Tensor, value: torch.Tensor, bootstrap: torch.Te
 class DreamerActor(nn.Module):
     """``feat (..., F) -> TanhNormal over (..., A)`` with Dreamer's mean and std parameterisation."""
 
-    def __init__(self, feat_dim: int, act_dim: int, cfg: DreamerConfig):
+    def __init__(self, feat_dim: int, act_dim: int, cfg: BehaviourConfig):
         super().__init__()
         self.net = mlp(feat_dim, 2 * act_dim, cfg.units, cfg.actor_layers, nn.ELU)
         self.mean_scale, self.min_std = cfg.action_mean_scale, cfg.action_min_std
@@ -168,7 +173,7 @@ class DreamerAgent(RSSMBaseline):
     name = "dreamer"
 
     def build_heads(self) -> None:
-        cfg, feat_dim = self.cfg, self.model.feat_dim
+        cfg, feat_dim = self.cfg.behaviour, self.model.feat_dim
         self.actor = DreamerActor(feat_dim, self.act_dim, cfg)
         self.value = mlp(feat_dim, 1, cfg.units, cfg.value_layers, nn.ELU)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
@@ -190,7 +195,7 @@ class DreamerAgent(RSSMBaseline):
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One update: world model, then actor and value on imagined trajectories."""
-        cfg = self.cfg
+        cfg = self.cfg.behaviour
         # 1. world model
         seen = self.learn_model(buffer)
         # 2.-4. imagination from every posterior state, actor through the dynamics
@@ -220,7 +225,7 @@ class DreamerAgent(RSSMBaseline):
         imagined ``feat (N, H, F)``, ``reward``, ``value (N, H)``, ``returns (N, H-1)``, ``weights (H-1,)``,
         ``entropy``. Model and value network are frozen: the loss's gradient reaches only the actor,
         through the actions fed to the dynamics (Dreamer's "dynamics backpropagation")."""
-        cfg, log_probs = self.cfg, []
+        cfg, log_probs = self.cfg.behaviour, []
 
         def policy(feat: torch.Tensor) -> torch.Tensor:
             action, log_q = self.actor(feat.detach()).rsample_with_log_prob(self.gen)

@@ -40,15 +40,16 @@ Deviations from the paper (each a config field; nothing else differs in kind):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from avem.agents.registry import register
-from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig
-from avem.planning.cem import cem_plan
+from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig, paper_rssm
+from avem.models.rssm import RSSMConfig
+from avem.planning.cem import CEMConfig, cem_plan
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
     from avem.train.replay import ReplayBuffer
@@ -56,41 +57,18 @@ if TYPE_CHECKING:  # annotations only: the agents do not depend on the training 
 
 @dataclass(frozen=True)
 class PlaNetConfig(RSSMBaselineConfig):
-    """PlaNet: the RSSM baselines' model and schedule (``RSSMBaselineConfig``), PlaNet's optimiser, CEM."""
+    """PlaNet: the RSSM baselines' schedule (``RSSMBaselineConfig``), the model's Adam epsilon, the model, CEM."""
 
-    # ---- the model's optimiser, as in the paper ------------------------------------------
-    model_lr: float = 1e-3
-    """Adam learning rate of the model (paper: 1e-3)."""
     model_eps: float = 1e-4
-    """Adam epsilon (paper: 1e-4)."""
-    model_grad_clip: float = 1000.0
-    """Gradient-norm clip (paper: 1000)."""
-
-    # ---- CEM planning ----------------------------------------------------------------------
-    plan_horizon: int = 12
-    """Planning horizon in agent steps (paper: H = 12)."""
-    plan_candidates: int = 300
-    """Action sequences per CEM iteration (paper: J = 1000; scaled down for CPU, see the module doc)."""
-    plan_iterations: int = 5
-    """CEM iterations per decision (paper: I = 10; scaled down for CPU)."""
-    plan_top_k: int = 30
-    """Elite sequences the belief is refitted to (paper: K = 100; kept at 10% of the candidates)."""
-    plan_discount: float = 0.99
-    """Discount of the predicted rewards within the horizon (official code: 0.99; the paper writes a plain sum)."""
-
-    tiny_overrides: ClassVar[dict] = {**RSSMBaselineConfig.tiny_overrides, "plan_horizon": 3, "plan_candidates": 16,
-                                      "plan_iterations": 2, "plan_top_k": 4}
-    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+    """Adam epsilon of the model (paper: 1e-4)."""
+    rssm: RSSMConfig = field(default_factory=lambda: paper_rssm(model_lr=1e-3, model_grad_clip=1000.0))
+    """The world model at the paper's values (``paper_rssm``), with its optimiser: Adam 1e-3, clip 1000 (paper)."""
+    planner: CEMConfig = field(default_factory=CEMConfig)
+    """CEM planning (CPU-scaled, see the module doc)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        return [
-            *super().checks(),
-            (self.plan_horizon >= 1 and self.plan_iterations >= 1, "plan_horizon and plan_iterations must be >= 1"),
-            (1 <= self.plan_top_k <= self.plan_candidates,
-             f"need 1 <= plan_top_k <= plan_candidates, got {self.plan_top_k}, {self.plan_candidates}"),
-            (0.0 < self.plan_discount <= 1.0, f"plan_discount must be in (0, 1], got {self.plan_discount}"),
-            (self.model_eps > 0, f"model_eps must be > 0, got {self.model_eps}"),
-        ]
+        return [*super().checks(), *self.planner.checks(),
+                (self.model_eps > 0, f"model_eps must be > 0, got {self.model_eps}")]
 
 
 class PlaNetAgent(RSSMBaseline):
@@ -107,7 +85,7 @@ class PlaNetAgent(RSSMBaseline):
 
         Extras when exploring: ``plan_return``, the mean return of the CEM's elite sequences (the loop
         logs its episode mean as ``train/plan_return``)."""
-        cfg = self.cfg
+        cfg = self.cfg.planner
         latent, _ = self.filter(obs, state, explore)
         plan = cem_plan(self.model, latent, self.act_dim, cfg.plan_horizon, cfg.plan_candidates,
                         cfg.plan_iterations, cfg.plan_top_k, cfg.plan_discount, self.gen)

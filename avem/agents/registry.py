@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
+from avem import config_tree
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -20,21 +22,23 @@ class AgentSpec:
     factory: Callable[..., Any]
     """``factory(obs_space, act_space, cfg, seed) -> Agent`` (usually the agent class)."""
     config_cls: type
-    """Frozen dataclass holding every hyperparameter, one docstring per field."""
+    """Frozen dataclass holding every hyperparameter, one docstring per field; blocks are nested dataclasses
+    (``avem.config_tree``)."""
     description: str
     """One line for ``avem agents``."""
     defaults: dict = field(default_factory=dict)
-    """Overrides of ``config_cls`` defaults for this entry (variants share one config class)."""
+    """Overrides of ``config_cls``'s own settings for this entry (variants share one config class)."""
 
-    def tiny(self) -> dict:
-        """The ``tiny`` preset: the config class's ``tiny_overrides`` (small sizes for smoke tests, the quick
-        and CI studies, ``avem train --tiny``); {} for a class without them."""
-        return dict(getattr(self.config_cls, "tiny_overrides", {}))
+    def tiny(self, overrides: dict | None = None) -> dict:
+        """The ``tiny`` preset (small sizes for smoke tests, the quick and CI studies, ``avem train --tiny``):
+        ``{key: value}`` over the blocks this entry holds with ``overrides``' switches (``avem.config_tree.tiny``)."""
+        values = config_tree.resolve_keys(self.config_cls, {**self.defaults, **(overrides or {})})
+        return config_tree.tiny(config_tree.provisional(self.config_cls, values))
 
     def make_config(self, overrides: dict | None = None):
-        """The entry's config with ``defaults`` then ``overrides`` applied (already typed)."""
-        values = {**self.defaults, **(overrides or {})}
-        cfg = self.config_cls(**values)
+        """The entry's config with ``defaults`` then ``overrides`` applied (typed; keys bare or dotted:
+        ``avem.config_tree``), validated."""
+        cfg = config_tree.make(self.config_cls, {**self.defaults, **(overrides or {})})
         validate = getattr(cfg, "validate", None)
         if validate is not None:
             validate()
@@ -45,12 +49,12 @@ _REGISTRY: dict[str, AgentSpec] = {}
 
 
 def register(name: str, factory, config_cls: type, description: str, **defaults) -> AgentSpec:
-    """Register an agent under ``name``. ``defaults`` override fields of ``config_cls``."""
+    """Register an agent under ``name``. ``defaults`` override settings of ``config_cls`` (not of its blocks)."""
     if name in _REGISTRY:
         raise ValueError(f"agent {name!r} is already registered")
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for {name!r} must be a dataclass, got {config_cls!r}")
-    known = {f.name for f in dataclasses.fields(config_cls)}
+    known = config_tree.own_settings(config_cls)
     unknown = sorted(set(defaults) - known)
     if unknown:
         raise ValueError(f"agent {name!r}: defaults name unknown config fields {unknown}; known: {sorted(known)}")

@@ -1,10 +1,10 @@
 """What the RSSM baselines (``planet``, ``dreamer``) share: the papers' model and schedule, and the world model.
 
-``RSSMBaselineConfig``: the RSSM fields at the papers' values where they differ from the shared
-defaults, pinned here so a change of the shared RSSM defaults for the AVEM family never changes a
-baseline silently; the training schedule of both papers (``batch_size x seq_len`` replay windows,
-``updates_per_episode`` updates at each episode's first step: ``avem.train.schedule``) and their
-exploration noise. Each baseline adds its own fields and ``checks()``.
+``paper_rssm``: the RSSM block at the papers' values, every field set, so a change of the shared
+RSSM defaults for the AVEM family never changes a baseline silently. ``RSSMBaselineConfig``: the
+training schedule of both papers (``batch_size x seq_len`` replay windows, ``updates_per_episode``
+updates at each episode's first step: ``avem.train.schedule``) and their exploration noise. Each
+baseline adds its ``rssm`` block, its own blocks and ``checks()``.
 
 ``RSSMBaseline``: the agent's opening (vector observations only, seeded generators, the world
 model built first under the seeded initialisation, then ``build_heads``), the world-model update
@@ -30,28 +30,28 @@ if TYPE_CHECKING:  # annotations only: the agents do not depend on the training 
     from avem.train.replay import ReplayBuffer
 
 
+def paper_rssm(model_lr: float, model_grad_clip: float) -> RSSMConfig:
+    """The RSSM block at PlaNet's and Dreamer's values, with the paper's model optimiser.
+
+    Sizes 200 / 30 / 200 (``deter``, ``stoch``, ``model_hidden``: both papers); every other field is
+    set here too, so a change of the shared defaults for the AVEM family never changes a baseline
+    (``tests/test_baselines.py`` pins them): ``min_std = 0.1`` (the papers' code), ``kl_balance = 0.5``
+    (the plain ELBO gradient: KL balancing came with DreamerV2), ``kl_scale = 1`` and ``reward_std = 1``
+    (unit variance; PlaNet's official code weights the reward loss by 10, ``reward_std = 10 ** -0.5``).
+    The observation likelihood is the shared RSSM's vector-observation form, ``free_nats = 0``,
+    ``obs_scale = 'running'``, ``obs_std = 0.1``: the papers' form on pixels, free nats 3 and unit std
+    (``--set free_nats=3 obs_scale=fixed obs_std=1``), is a nearly flat likelihood on vector
+    observations, under which the clamp held in most updates and the transition prior got no gradient."""
+    return RSSMConfig(deter=200, stoch=30, model_hidden=200, min_std=0.1, free_nats=0.0, kl_balance=0.5,
+                      kl_scale=1.0, obs_std=0.1, obs_scale="running", reward_std=1.0, model_lr=model_lr,
+                      model_grad_clip=model_grad_clip)
+
+
 @dataclass(frozen=True)
-class RSSMBaselineConfig(RSSMConfig):
-    """The RSSM fields at PlaNet's and Dreamer's values, their training schedule and exploration noise.
+class RSSMBaselineConfig:
+    """PlaNet's and Dreamer's training schedule and exploration noise; each baseline adds its ``rssm``
+    block (``paper_rssm``), its own blocks and ``checks()``."""
 
-    The loss fields are the shared RSSM's defaults, which are the papers' values (``tests/test_baselines.py``
-    pins them): ``min_std = 0.1`` (the papers' code), ``kl_balance = 0.5`` (the plain ELBO gradient: KL
-    balancing came with DreamerV2), ``kl_scale = 1`` and ``reward_std = 1`` (unit variance; PlaNet's official
-    code weights the reward loss by 10, ``reward_std = 10 ** -0.5``). The observation likelihood is the shared
-    RSSM's vector-observation form, ``free_nats = 0``, ``obs_scale = 'running'``, ``obs_std = 0.1``: the papers'
-    form on pixels, free nats 3 and unit std (``--set free_nats=3 obs_scale=fixed obs_std=1``), is a nearly
-    flat likelihood on vector observations, under which the clamp held in most updates and the transition
-    prior got no gradient."""
-
-    # ---- the model's sizes (the loss fields keep the shared defaults: see the class docstring) ----
-    deter: int = 200
-    """Size of the deterministic GRU state h_t (paper: 200)."""
-    stoch: int = 30
-    """Size of the stochastic Gaussian latent z_t (paper: 30)."""
-    model_hidden: int = 200
-    """Width of the model's hidden layers (paper: 200)."""
-
-    # ---- training schedule -------------------------------------------------------------
     batch_size: int = 50
     """Sequence chunks per update (paper: B = 50)."""
     seq_len: int = 50
@@ -61,17 +61,16 @@ class RSSMBaselineConfig(RSSMConfig):
     explore_noise: float = 0.3
     """Std of the Gaussian noise added to the action in training episodes, clipped to [-1, 1] (paper: 0.3)."""
 
-    tiny_overrides: ClassVar[dict] = {
-        "deter": 16, "stoch": 4, "model_hidden": 16, "batch_size": 4, "seq_len": 8, "updates_per_episode": 3}
-    """Small sizes for smoke tests (not a field; each baseline adds its own; see tests/test_train.py)."""
+    tiny: ClassVar[dict] = {"batch_size": 4, "seq_len": 8, "updates_per_episode": 3}
+    """The ``tiny`` preset of the schedule (not a field); each block has its own (``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        """``(ok, message)`` checks of these fields; a baseline adds its own."""
+        """``(ok, message)`` checks of these fields and of the ``rssm`` block; a baseline adds its own."""
         return [
             (self.batch_size >= 1 and self.seq_len >= 2, "batch_size must be >= 1 and seq_len >= 2"),
             (self.updates_per_episode >= 0, f"updates_per_episode must be >= 0, got {self.updates_per_episode}"),
             (self.explore_noise >= 0, f"explore_noise must be >= 0, got {self.explore_noise}"),
-            *self.model_checks(),
+            *self.rssm.model_checks(),
         ]
 
     def validate(self) -> None:
@@ -92,7 +91,7 @@ class RSSMBaseline(AgentBase):
         super().__init__(seed)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         with self.seeded_init(seed):
-            self.belief = RSSMBelief(self.obs_dim, self.act_dim, cfg, adam_eps=adam_eps)
+            self.belief = RSSMBelief(self.obs_dim, self.act_dim, cfg.rssm, adam_eps=adam_eps)
             self.build_heads()
         self.num_updates = 0
 

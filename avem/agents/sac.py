@@ -8,7 +8,7 @@ reference, labelled as an oracle in figures).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # annotations only: the agents do not depend on the training 
 
 
 @dataclass(frozen=True)
-class SACConfig(ActorCriticConfig):
-    """SAC hyperparameters (actor-critic fields inherited)."""
+class SACConfig:
+    """SAC hyperparameters: replay and input settings, and the soft actor-critic's block."""
 
     batch_size: int = 256
     """Transitions per gradient update."""
@@ -34,9 +34,11 @@ class SACConfig(ActorCriticConfig):
     """Gradient updates per agent step (update-to-data ratio)."""
     oracle_state: bool = False
     """Train and evaluate on the FULL state observation whatever the task's obs mode (oracle)."""
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    """The soft actor-critic (actor, twin critic, temperature)."""
 
-    tiny_overrides: ClassVar[dict] = {"hidden": 32, "batch_size": 32}
-    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+    tiny: ClassVar[dict] = {"batch_size": 32}
+    """The ``tiny`` preset of these settings (not a field); the block has its own (``avem.config_tree``)."""
 
     def validate(self) -> None:
         if self.frame_stack < 1:
@@ -55,7 +57,7 @@ class SACAgent(AgentBase):
                                     "model-based agent for pixels")
         super().__init__(seed)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
-        self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg, self.gen)
+        self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg.actor_critic, self.gen)
 
     def modules(self) -> dict:
         return {"ac": self.ac}

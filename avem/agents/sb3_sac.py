@@ -37,7 +37,7 @@ run reproduces an uninterrupted one exactly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import gymnasium as gym
@@ -55,7 +55,7 @@ _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "do
 
 
 @dataclass(frozen=True)
-class SB3SACConfig(ActorCriticConfig):
+class SB3SACConfig:
     """SB3 SAC hyperparameters: ``sac``'s fields, mapped onto SB3's arguments (module docstring)."""
 
     batch_size: int = 256
@@ -64,21 +64,24 @@ class SB3SACConfig(ActorCriticConfig):
     """Most recent observations concatenated into SB3's observation (as ``sac``)."""
     buffer_size: int = 1_000_000
     """Capacity of SB3's replay buffer, in transitions (SB3's default; a 100k-step run stores 12.5k)."""
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    """``sac``'s soft actor-critic block, mapped onto SB3's arguments (module docstring)."""
 
-    tiny_overrides: ClassVar[dict] = {"hidden": 32, "batch_size": 32, "buffer_size": 4096}
-    """Small sizes for smoke tests (not a field; see tests/test_train.py)."""
+    tiny: ClassVar[dict] = {"batch_size": 32, "buffer_size": 4096}
+    """The ``tiny`` preset of these settings (not a field); the block has its own (``avem.config_tree``)."""
 
     def validate(self) -> None:
+        ac = self.actor_critic
         if self.frame_stack < 1 or self.batch_size < 1 or self.buffer_size < 1:
             raise ValueError("frame_stack, batch_size and buffer_size must be >= 1")
-        if not self.actor_lr == self.critic_lr == self.alpha_lr:
+        if not ac.actor_lr == ac.critic_lr == ac.alpha_lr:
             raise ValueError(f"sb3-sac has one learning rate for actor, critic and temperature; got actor_lr="
-                             f"{self.actor_lr}, critic_lr={self.critic_lr}, alpha_lr={self.alpha_lr}")
-        if self.actor_update_every != 1:
+                             f"{ac.actor_lr}, critic_lr={ac.critic_lr}, alpha_lr={ac.alpha_lr}")
+        if ac.actor_update_every != 1:
             raise ValueError(f"SB3's SAC updates the actor at every step; actor_update_every must be 1, "
-                             f"got {self.actor_update_every}")
-        if self.target_update_every < 1:
-            raise ValueError(f"target_update_every must be >= 1, got {self.target_update_every}")
+                             f"got {ac.actor_update_every}")
+        if ac.target_update_every < 1:
+            raise ValueError(f"target_update_every must be >= 1, got {ac.target_update_every}")
 
 
 class _SpacesOnly(gym.Env):
@@ -105,15 +108,15 @@ class SB3SACAgent(AgentBase):
 
         self.obs_dim = flat_obs_dim(obs_space, "sb3-sac")
         super().__init__(seed)
-        self.cfg, self.act_dim = cfg, int(act_space.shape[0])
+        self.cfg, self.act_dim, ac = cfg, int(act_space.shape[0]), cfg.actor_critic
         stacked = gym.spaces.Box(-np.inf, np.inf, (cfg.frame_stack * self.obs_dim,), np.float32)
         box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)  # the loop's actions; SB3 then rescales nothing
         self.model = SAC(
-            "MlpPolicy", _SpacesOnly(stacked, box), learning_rate=cfg.actor_lr, buffer_size=cfg.buffer_size,
-            learning_starts=0, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma, train_freq=1,
-            gradient_steps=1, ent_coef=f"auto_{cfg.init_temperature}" if cfg.learn_temperature else cfg.init_temperature,
-            target_update_interval=1, target_entropy="auto" if cfg.target_entropy is None else cfg.target_entropy,
-            policy_kwargs={"net_arch": [cfg.hidden] * cfg.depth}, seed=seed, device="cpu", verbose=0)
+            "MlpPolicy", _SpacesOnly(stacked, box), learning_rate=ac.actor_lr, buffer_size=cfg.buffer_size,
+            learning_starts=0, batch_size=cfg.batch_size, tau=ac.tau, gamma=ac.gamma, train_freq=1,
+            gradient_steps=1, ent_coef=f"auto_{ac.init_temperature}" if ac.learn_temperature else ac.init_temperature,
+            target_update_interval=1, target_entropy="auto" if ac.target_entropy is None else ac.target_entropy,
+            policy_kwargs={"net_arch": [ac.hidden] * ac.depth}, seed=seed, device="cpu", verbose=0)
         self.model.set_logger(Logger(folder=None, output_formats=[]))
         self.num_updates = 0
         self._synced = 0  # loop rows already copied into SB3's buffer
@@ -160,7 +163,8 @@ class SB3SACAgent(AgentBase):
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         self._sync(buffer)
-        self.model.tau = self.cfg.tau if self.num_updates % self.cfg.target_update_every == 0 else 0.0
+        ac = self.cfg.actor_critic
+        self.model.tau = ac.tau if self.num_updates % ac.target_update_every == 0 else 0.0
         self.model.train(gradient_steps=1, batch_size=self.cfg.batch_size)
         self.num_updates += 1
         log = self.model.logger.name_to_value

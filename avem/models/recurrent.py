@@ -10,10 +10,26 @@ encoder must see at acting time exactly what it sees in training.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn as nn
 
 from avem.nets.mlp import mlp
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Sizes of the recurrent encoder (block ``encoder`` of a discriminative AVEM agent)."""
+
+    deter: int = 128
+    """Size of the GRU state h_t (the agent's feature)."""
+    model_hidden: int = 128
+    """Width of the input layer before the GRU."""
+
+    tiny: ClassVar[dict] = {"deter": 32, "model_hidden": 32}
+    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
 
 
 class RecurrentEncoder(nn.Module):

@@ -29,7 +29,7 @@ term, ``iw_samples=K``) use this class unchanged; only the config differs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -75,6 +75,9 @@ class RSSMConfig:
     """Adam learning rate of the model (generative agents)."""
     model_grad_clip: float = 100.0
     """Gradient-norm clip of the model update."""
+
+    tiny: ClassVar[dict] = {"deter": 32, "stoch": 8, "model_hidden": 32}
+    """The ``tiny`` preset of this block, for every agent that holds it (not a field; ``avem.config_tree``)."""
 
     def model_checks(self) -> list[tuple[bool, str]]:
         """``(ok, message)`` checks of these fields, for the ``validate()`` of every config that embeds them."""
@@ -323,7 +326,7 @@ class RSSM(nn.Module):
         ``-log p(x_t, r_t | past)`` enters the LOSS with a plus sign. ``beta_ml = 0`` gives
         exactly the ELBO path's total. ``ml_reward=False``: the marginal is ``log p(x | past)``
         (observations only), so at ``beta_ml = 1`` the loss is ``-log p(r|z)`` plus the gap
-        ``KL(q(z) || p(z | x, past))`` instead of the gap alone (``AVEMConfig.ml_reward``).
+        ``KL(q(z) || p(z | x, past))`` instead of the gap alone (``MarginalLikelihoodConfig.ml_reward``).
         """
         post, prior = self.observe(obs, actions, is_first, gen)
         mask = 1.0 - is_first.float()

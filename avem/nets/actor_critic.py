@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -24,7 +25,7 @@ from avem.nets.mlp import mlp
 
 @dataclass(frozen=True)
 class ActorCriticConfig:
-    """Hyperparameters of the soft actor-critic (shared by every agent that has a critic)."""
+    """Hyperparameters of the soft actor-critic (block ``actor_critic`` of every agent that trains one)."""
 
     hidden: int = 256
     """Width of actor and critic hidden layers."""
@@ -54,6 +55,9 @@ class ActorCriticConfig:
     """Lower bound of the policy's pre-squash log standard deviation."""
     log_std_max: float = 2.0
     """Upper bound of the policy's pre-squash log standard deviation."""
+
+    tiny: ClassVar[dict] = {"hidden": 32}
+    """The ``tiny`` preset of this block, for every agent that holds it (not a field; ``avem.config_tree``)."""
 
 
 class Actor(nn.Module):

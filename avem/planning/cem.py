@@ -17,10 +17,38 @@ One decision, from the current filtering state (batch 1):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from avem.models.rssm import RSSM, State
+
+
+@dataclass(frozen=True)
+class CEMConfig:
+    """The CEM planner's settings, at PlaNet's values (block ``planner`` of ``planet``)."""
+
+    plan_horizon: int = 12
+    """Planning horizon in agent steps (paper: H = 12)."""
+    plan_candidates: int = 300
+    """Action sequences per CEM iteration (paper: J = 1000; scaled down for CPU: avem.agents.planet)."""
+    plan_iterations: int = 5
+    """CEM iterations per decision (paper: I = 10; scaled down for CPU)."""
+    plan_top_k: int = 30
+    """Elite sequences the belief is refitted to (paper: K = 100; kept at 10% of the candidates)."""
+    plan_discount: float = 0.99
+    """Discount of the predicted rewards within the horizon (official code: 0.99; the paper writes a plain sum)."""
+
+    tiny: ClassVar[dict] = {"plan_horizon": 3, "plan_candidates": 16, "plan_iterations": 2, "plan_top_k": 4}
+    """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.plan_horizon >= 1 and self.plan_iterations >= 1, "plan_horizon and plan_iterations must be >= 1"),
+            (1 <= self.plan_top_k <= self.plan_candidates,
+             f"need 1 <= plan_top_k <= plan_candidates, got {self.plan_top_k}, {self.plan_candidates}"),
+            (0.0 < self.plan_discount <= 1.0, f"plan_discount must be in (0, 1], got {self.plan_discount}"),
+        ]
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Run configuration: the run-level dataclass, ``--set`` overrides, and resolution.
 
-The resolved configuration is ``{"run": RunConfig fields, "agent": agent config fields}``;
+The resolved configuration is ``{"run": RunConfig fields, "agent": agent config}`` (the agent's own
+settings, and its blocks as nested mappings: ``avem.config_tree``);
 derived values (the task's action repeat) are resolved into ``run`` before anything runs and
 never written back into a dataclass default.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from avem import config_tree
 from avem.agents import registry
 from avem.checks import require
 from avem.envs import parse_task_id
@@ -120,58 +122,93 @@ def _fields(cls: type) -> set[str]:
 
 def resolve(agent: str, task: str, seed: int = 0, steps: int = 100_000,
             sets: dict[str, Any] | None = None, tiny: bool = False) -> tuple[RunConfig, Any]:
-    """Build and validate ``(RunConfig, agent config)``. ``sets`` keys may be bare or prefixed
-    ``run.``/``agent.``; unknown or ambiguous keys raise ``ValueError`` listing the known ones.
-    ``tiny``: the agent's ``tiny`` preset (``AgentSpec.tiny``) under ``sets``."""
+    """Build and validate ``(RunConfig, agent config)``. ``sets`` keys: ``run.FIELD``, the agent's keys
+    (``FIELD``, ``BLOCK.FIELD``, optionally after ``agent.``), or a bare name that names one field of
+    either; unknown or ambiguous keys raise ``ValueError`` listing the valid ones. ``tiny``: the agent's
+    ``tiny`` preset (``AgentSpec.tiny``) under ``sets``."""
     spec = registry.get(agent)
-    if tiny:
-        sets = {**{f"agent.{k}": v for k, v in spec.tiny().items()}, **(sets or {})}
-    run_fields = _fields(RunConfig) - {"task", "agent"}
-    agent_fields = _fields(spec.config_cls)
-    run_kw: dict[str, Any] = {}
-    agent_kw: dict[str, Any] = {}
-    for key, raw in (sets or {}).items():
-        scope, _, name = key.rpartition(".")
-        if scope not in ("", "run", "agent"):
-            raise ValueError(f"unknown key {key!r}: prefix must be 'run.' or 'agent.'")
-        in_run = name in run_fields and scope in ("", "run")
-        in_agent = name in agent_fields and scope in ("", "agent")
-        if in_run and in_agent:
-            raise ValueError(f"key {key!r} is ambiguous: write run.{name} or agent.{name}")
-        if in_run:
-            run_kw[name] = _coerce(RunConfig, name, raw)
-        elif in_agent:
-            agent_kw[name] = _coerce(spec.config_cls, name, raw)
-        else:
-            raise ValueError(f"unknown key {key!r} for agent {agent!r}; run keys: {sorted(run_fields)}; "
-                             f"agent keys: {sorted(agent_fields)}")
+    run_kw, agent_raw = _split_sets(spec, sets or {})
+    try:
+        agent_sets = config_tree.resolve_keys(spec.config_cls, agent_raw, _coerce, spec.defaults, f"agent {agent!r}")
+    except ValueError as e:
+        raise ValueError(f"{e}; run keys: {', '.join(f'run.{k}' for k in _run_keys())}") from None
+    preset = spec.tiny(agent_sets) if tiny else {}
     run_kw.setdefault("seed", seed)
     run_kw.setdefault("steps", steps)
     run = RunConfig(task=task, agent=agent, **run_kw)
     run.validate()
     if not run.action_repeat:
         run = dataclasses.replace(run, action_repeat=parse_task_id(task).action_repeat)
-    return run, spec.make_config(agent_kw)
+    return run, spec.make_config({**preset, **agent_sets})
+
+
+def _run_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "agent")]
+
+
+def _split_sets(spec, sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``sets`` -> (typed run fields, raw agent keys): ``run.`` / ``agent.`` prefixes, else a bare run
+    field name that is no field of the agent's config."""
+    run_fields, agent_names = set(_run_keys()), config_tree.all_names(spec.config_cls)
+    run_kw: dict[str, Any] = {}
+    agent_raw: dict[str, Any] = {}
+    for key, raw in sets.items():
+        scope, dot, name = key.partition(".")
+        if dot and scope == "run":
+            if name not in run_fields:
+                raise ValueError(f"unknown key {key!r}; run keys: {', '.join(f'run.{k}' for k in _run_keys())}")
+            run_kw[name] = _coerce(RunConfig, name, raw)
+        elif dot and scope == "agent":
+            agent_raw[name] = raw
+        elif key in run_fields and key in agent_names:
+            raise ValueError(f"key {key!r} is ambiguous: write run.{key} or the agent's key")
+        elif key in run_fields:
+            run_kw[key] = _coerce(RunConfig, key, raw)
+        else:
+            agent_raw[key] = raw
+    return run_kw, agent_raw
 
 
 def to_dict(run: RunConfig, agent_cfg) -> dict:
-    """The resolved configuration as plain data: ``{"run": {...}, "agent": {...}}``."""
-    return {"run": dataclasses.asdict(run), "agent": dataclasses.asdict(agent_cfg)}
+    """The resolved configuration as plain data: ``{"run": {...}, "agent": {... blocks nested ...}}``."""
+    return {"run": dataclasses.asdict(run), "agent": config_tree.to_dict(agent_cfg)}
 
 
-def from_dict(data: dict) -> tuple[RunConfig, Any]:
-    """Inverse of ``to_dict`` (used by the workflow and for resuming)."""
-    def refuse_unknown(section: str, cls: type) -> None:
-        unknown = sorted(set(data.get(section) or {}) - _fields(cls))
-        if unknown:
-            commit = str((data.get("provenance") or {}).get("commit", "unknown"))[:12]
-            raise ValueError(f"{section} fields {', '.join(unknown)} are not fields of {cls.__name__} in this version "
-                             f"of avem (the configuration was written at commit {commit}): check that commit out to use it")
+def from_dict(data: dict, agent_sets: dict[str, Any] | None = None) -> tuple[RunConfig, Any]:
+    """Inverse of ``to_dict`` (used by the workflow and for resuming), with ``agent_sets`` (``--set`` keys
+    of the agent, e.g. another acting rule) applied over the agent section.
 
-    refuse_unknown("run", RunConfig)
+    Reads the nested layout and the flat one written before the blocks, whose agent section lists
+    every field of the config class, read or not: there a field of a block this agent does not hold
+    is left out. A field this version does not know is refused in one line."""
+    unknown = sorted(set(data.get("run") or {}) - _fields(RunConfig))
+    if unknown:
+        raise ValueError(_not_fields("run", unknown, RunConfig, data))
     run = RunConfig(**data["run"])
     run.validate()
     spec = registry.get(run.agent)
-    refuse_unknown("agent", spec.config_cls)
-    values = {k: _coerce(spec.config_cls, k, v) for k, v in data.get("agent", {}).items()}
-    return run, spec.make_config(values)
+    section = data.get("agent") or {}
+    values = {**config_tree.flatten(section), **(agent_sets or {})}
+    own = {k: _coerce(spec.config_cls, k, v) for k, v in values.items() if k in config_tree.own_settings(spec.config_cls)}
+    known = config_tree.keys(config_tree.provisional(spec.config_cls, {**spec.defaults, **own}))
+    flat = not any(isinstance(v, dict) for v in section.values())
+    legacy = config_tree.all_names(spec.config_cls) if flat else set()
+    unknown = [k for k in values if not _names(k, known) and k not in legacy]
+    if unknown:
+        raise ValueError(_not_fields("agent", unknown, spec.config_cls, data))
+    values = {k: v for k, v in values.items() if _names(k, known)}
+    return run, spec.make_config(config_tree.resolve_keys(spec.config_cls, values, _coerce, base=spec.defaults))
+
+
+def _names(key: str, known: dict) -> bool:
+    """Whether ``key`` names a key of ``known`` (an ambiguous one raises ``ValueError``)."""
+    try:
+        return bool(config_tree.find(key, known))
+    except KeyError:
+        return False
+
+
+def _not_fields(section: str, unknown: list[str], cls: type, data: dict) -> str:
+    commit = str((data.get("provenance") or {}).get("commit", "unknown"))[:12]
+    return (f"{section} fields {', '.join(unknown)} are not fields of {cls.__name__} in this version of avem "
+            f"(the configuration was written at commit {commit}): check that commit out to use it")

@@ -86,22 +86,16 @@ def make_envs(run: RunConfig, agent_cfg):
 def load_trained(run_dir: str | Path, agent_sets: dict | None = None):
     """A trained run directory (``config.yaml`` + ``checkpoint.pt``) -> ``(run, agent_cfg, agent, eval_env)``.
 
-    ``agent_sets``: agent-config overrides (``--set`` values, any field of the agent's config class;
-    unknown names raise ``ValueError``) applied before the agent is built, e.g. another acting rule."""
-    from avem.train.config import _fields, from_dict
+    ``agent_sets``: agent-config overrides (``--set`` keys of the agent, bare or dotted; unknown ones
+    raise ``ValueError``) applied before the agent is built, e.g. another acting rule."""
+    from avem.train.config import from_dict
 
     run_dir = Path(run_dir)
     for name in (rundir.CONFIG, rundir.CHECKPOINT):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir / name} not found: a trained run directory is needed")
     data = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
-    if agent_sets:
-        known = _fields(registry.get(data["run"]["agent"]).config_cls)
-        unknown = sorted(set(agent_sets) - known)
-        if unknown:
-            raise ValueError(f"unknown agent field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        data["agent"] = {**data["agent"], **agent_sets}
-    run, agent_cfg = from_dict(data)
+    run, agent_cfg = from_dict(data, agent_sets)
     torch.set_num_threads(run.threads)
     torch.manual_seed(run.seed)
     _, eval_env = make_envs(run, agent_cfg)

@@ -93,7 +93,7 @@ def check_existing(out: Path, resolved: dict) -> str:
                               "refusing to write a run into it")
         return "new"
     old = yaml.safe_load(cfg_path.read_text()) or {}
-    old_core = {k: old.get(k) for k in ("run", "agent")}
+    old_core = _same_layout({k: old.get(k) for k in ("run", "agent")}, resolved)
     if old_core != resolved:
         diffs = _diff(old_core, resolved)
         raise RunDirError(f"--out {out} holds a run of another configuration (differences: {diffs}); "
@@ -102,6 +102,18 @@ def check_existing(out: Path, resolved: dict) -> str:
     if status in ("finished", "failed"):
         return status
     return "resume" if (out / CHECKPOINT).exists() or (out / CHECKPOINT_PREV).exists() else "new"
+
+
+def _same_layout(old: dict, resolved: dict) -> dict:
+    """``old`` (a config.yaml's run and agent sections) in the layout of ``resolved``: a config written in
+    another layout (the flat one before the agent's blocks) is read and written again; as it is if unreadable."""
+    if old == resolved:
+        return old
+    from avem.train.config import from_dict, to_dict
+    try:
+        return to_dict(*from_dict(old))
+    except (KeyError, TypeError, ValueError):
+        return old
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

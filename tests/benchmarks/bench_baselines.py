@@ -54,8 +54,8 @@ def throughput() -> list[str]:
     from avem.train.replay import ReplayBuffer
 
     torch.set_num_threads(1)
-    cfg = PlaNetConfig()
-    model, gen = RSSM(3, 1, cfg), torch.Generator().manual_seed(0)
+    cfg = PlaNetConfig().planner
+    model, gen = RSSM(3, 1, PlaNetConfig().rssm), torch.Generator().manual_seed(0)
     state = model.initial(1)
     lines = []
     for label, j, i, k in (("paper", 1000, 10, 100), ("default", cfg.plan_candidates, cfg.plan_iterations, cfg.plan_top_k)):

@@ -24,16 +24,16 @@ import torch
 
 from avem.agents.avem_config import AVEMConfig
 from avem.nets.action_kl import LearnedKL, UniformKL, target_entropy
-from avem.nets.actor_critic import Actor
+from avem.nets.actor_critic import Actor, ActorCriticConfig
 from avem.objective import gaussian_kl
 
 
 def target_kl(cfg: AVEMConfig, act_dim: int) -> float:
     """``KL(q || p_a)`` target of a learned prior: ``cfg.target_kl``, or the KL a uniform-prior agent settles
     at, ``d log 2 - target_entropy`` (``KL(q || U) = -H(q) + d log 2``; its alpha tracks the entropy target)."""
-    if cfg.target_kl is not None:
-        return float(cfg.target_kl)
-    return act_dim * math.log(2.0) - target_entropy(cfg.target_entropy, act_dim)
+    if cfg.prior.target_kl is not None:
+        return float(cfg.prior.target_kl)
+    return act_dim * math.log(2.0) - target_entropy(cfg.actor_critic.target_entropy, act_dim)
 
 
 class UniformPrior(UniformKL):
@@ -42,7 +42,7 @@ class UniformPrior(UniformKL):
     net = None
 
     def __init__(self, feat_dim: int, act_dim: int, cfg: AVEMConfig):
-        super().__init__(act_dim, target_entropy(cfg.target_entropy, act_dim), report_constant=True)
+        super().__init__(act_dim, target_entropy(cfg.actor_critic.target_entropy, act_dim), report_constant=True)
 
     def modules(self) -> dict:
         return {}
@@ -58,10 +58,10 @@ class LearnedPrior(LearnedKL):
     """``p_a(a | z) = TanhNormal`` from an ``Actor`` network, initialised broad (``prior_init_std``)."""
 
     def __init__(self, feat_dim: int, act_dim: int, cfg: AVEMConfig):
-        super().__init__(Actor(feat_dim, act_dim, cfg), target_kl(cfg, act_dim))
+        super().__init__(Actor(feat_dim, act_dim, cfg.actor_critic), target_kl(cfg, act_dim))
         self.act_dim, self.planned = act_dim, cfg.planning
-        _broad_init(self.net, cfg.prior_init_std, cfg, act_dim)
-        lr = cfg.prior_lr * (1.0 if cfg.planning else cfg.noplan_prior_lr_scale)
+        _broad_init(self.net, cfg.prior.prior_init_std, cfg.actor_critic, act_dim)
+        lr = cfg.prior.prior_lr * (1.0 if cfg.planning else cfg.prior.noplan_prior_lr_scale)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def modules(self) -> dict:
@@ -96,7 +96,7 @@ class LearnedPrior(LearnedKL):
         return out
 
 
-def _broad_init(prior: Actor, std: float, cfg: AVEMConfig, act_dim: int) -> None:
+def _broad_init(prior: Actor, std: float, cfg: ActorCriticConfig, act_dim: int) -> None:
     """Start p_a near ``TanhNormal(~0, std)``: zero the log-std weights, set their bias."""
     last = prior.net[-1]
     target = (math.log(std) - cfg.log_std_min) / (0.5 * (cfg.log_std_max - cfg.log_std_min)) - 1.0

@@ -50,13 +50,13 @@ class PlanningActor:
     """Acts with ``q(a_t)`` planned in the RSSM ``model`` under the prior part ``prior``."""
 
     def __init__(self, ac: SoftActorCritic, prior, model, cfg: AVEMConfig):
-        self.ac, self.prior, self.cfg = ac, prior, cfg
-        self.planner = LatentPlanner(model, ac.act_dim, cfg.plan_horizon, cfg.plan_samples, cfg.plan_iterations,
-                                     cfg.plan_min_std, cfg.gamma,
-                                     cfg.plan_info_gain_samples if cfg.marginal_likelihood else 0,
-                                     info_gain_reward=cfg.ml_reward, min_ess=cfg.plan_min_ess,
-                                     common_noise=cfg.plan_common_noise,
-                                     policy_samples=round(cfg.plan_policy_fraction * cfg.plan_samples))
+        self.ac, self.prior, self.cfg, plan = ac, prior, cfg, cfg.planner
+        self.planner = LatentPlanner(model, ac.act_dim, plan.plan_horizon, plan.plan_samples, plan.plan_iterations,
+                                     plan.plan_min_std, cfg.actor_critic.gamma,
+                                     plan.plan_info_gain_samples if cfg.marginal_likelihood else 0,
+                                     info_gain_reward=cfg.ml is not None and cfg.ml.ml_reward, min_ess=plan.plan_min_ess,
+                                     common_noise=plan.plan_common_noise,
+                                     policy_samples=round(plan.plan_policy_fraction * plan.plan_samples))
 
     def modules(self) -> dict:
         return {}
@@ -70,7 +70,7 @@ class PlanningActor:
 
     def act(self, latent, feat: torch.Tensor, explore: bool, gen: torch.Generator,
             ig_weight: float) -> tuple[TanhNormal, dict[str, np.ndarray | float]]:
-        alpha = self.cfg.plan_temperature or float(self.ac.alpha)
+        alpha = self.cfg.planner.plan_temperature or float(self.ac.alpha)
         q = self.planner.plan(latent, self.prior.net, self.value, alpha, ig_weight, gen, policy_fn=self.ac.actor)
         extras = {"plan_mean": q.mean.numpy(), "plan_std": q.std.numpy()}
         if explore:  # diagnostics of the acting steps (the KL of a uniform prior draws from gen)

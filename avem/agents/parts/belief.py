@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from avem.agents.avem_config import AVEMConfig
-from avem.models.recurrent import RecurrentEncoder
+from avem.models.recurrent import EncoderConfig, RecurrentEncoder
 from avem.models.rssm import RSSM, RSSMConfig, State
 
 
@@ -88,7 +88,7 @@ class RSSMBelief:
 class RecurrentBelief:
     """Discriminative belief: ``h_t = GRU(h_{t-1}, [x_t, a_{t-1}])`` trained through the critic (at ``critic_lr``)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: AVEMConfig):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: EncoderConfig):
         self.act_dim = act_dim
         self.encoder = RecurrentEncoder(obs_dim, act_dim, cfg.deter, cfg.model_hidden)
         self.feat_dim = self.encoder.feat_dim
@@ -125,6 +125,7 @@ class RecurrentBelief:
 def make_belief(obs_dim: int, act_dim: int, cfg: AVEMConfig) -> RSSMBelief | RecurrentBelief:
     """The belief of ``cfg.model`` (generative: the marginal likelihood's K where the switch is on)."""
     if cfg.model == "discriminative":
-        return RecurrentBelief(obs_dim, act_dim, cfg)
-    return RSSMBelief(obs_dim, act_dim, cfg, iw_samples=cfg.iw_samples if cfg.marginal_likelihood else 0,
-                      ml_reward=cfg.ml_reward)
+        return RecurrentBelief(obs_dim, act_dim, cfg.encoder)
+    ml = cfg.ml if cfg.marginal_likelihood else None
+    return RSSMBelief(obs_dim, act_dim, cfg.rssm, iw_samples=ml.iw_samples if ml else 0,
+                      ml_reward=ml is not None and ml.ml_reward)
