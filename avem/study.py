@@ -41,7 +41,8 @@ class AgentEntry:
     sets: dict = field(default_factory=dict)
     """``--set`` overrides (run or agent keys) for this agent only, applied over the study's ``set``."""
     resources: dict = field(default_factory=dict)
-    """``mem_mb`` / ``runtime`` (minutes) of its training jobs, over the study's ``resources.train``."""
+    """``mem_mb`` / ``runtime`` (minutes) / ``gres`` / ``slurm_extra`` of its training jobs, over the study's
+    ``resources.train`` (``gres``, ``slurm_extra``: the SLURM executor's resources, e.g. a GPU)."""
     preset: str = ""
     """A named departure from the paper's setting (e.g. a CPU size); shown in the figures' captions."""
     seeds: tuple[int, ...] = ()
@@ -205,6 +206,10 @@ class Study:
                         reported.add(msg)
                         errors.append(f"{where} on task {task!r}: {msg}")
                     continue
+                if run.device == "cpu" and asks_for_gpu(self.resources_of(entry.name)) and "gpu" not in reported:
+                    reported.add("gpu")
+                    errors.append(f"{where}: its training jobs ask for a GPU (resources) but would run on the CPU: "
+                                  "add set: {device: cuda}")
                 evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
                 for b in self.budgets:
                     if b not in evals:
@@ -212,6 +217,11 @@ class Study:
                                       f"{task!r} (steps={run.steps}, eval_every={run.eval_every})")
         if errors:
             raise StudyError(_format(errors))
+
+
+def asks_for_gpu(resources: dict) -> bool:
+    """Whether job ``resources`` ask SLURM for a GPU (``gres`` or ``slurm_extra`` naming one)."""
+    return any("gpu" in str(resources.get(k) or "") for k in ("gres", "slurm_extra"))
 
 
 def _format(errors: list[str]) -> str:

@@ -98,10 +98,10 @@ class AVEMAgent(AgentBase):
 
     plain_state = ("num_updates", "_last", "ac.num_updates")
 
-    def __init__(self, obs_space, act_space, cfg: AVEMConfig, seed: int):
+    def __init__(self, obs_space, act_space, cfg: AVEMConfig, seed: int, device: str = "cpu"):
         cfg.validate()
         self.obs_dim = flat_obs_dim(obs_space, "an AVEM agent", " (no pixel encoder yet)")
-        super().__init__(seed)
+        super().__init__(seed, device)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         with self.seeded_init(seed):
             self.belief = make_belief(self.obs_dim, self.act_dim, cfg)
@@ -110,6 +110,7 @@ class AVEMAgent(AgentBase):
                                       extra_critic_params=self.belief.critic_params())
             self.prior = make_prior(self.feat_dim, self.act_dim, cfg)
             self.actor = make_actor(self.ac, self.prior, self.model, cfg)
+        self.to_device()
         self.num_updates = 0
         self._last: dict[str, float] = {}
 
@@ -155,7 +156,7 @@ class AVEMAgent(AgentBase):
         latent, feat = self.belief.filter(np.asarray(obs, np.float32), state, self.gen, explore)
         dist, extras = self.actor.act(latent, feat, explore, self.gen, self.info_gain_weight())
         action = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, extras
+        return action[0].cpu().numpy().astype(np.float32), {"latent": latent, "action": action}, extras
 
     # ---- learning -----------------------------------------------------------------------
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
@@ -164,7 +165,7 @@ class AVEMAgent(AgentBase):
         actor's under ``actor_update_every``, keeps its latest value)."""
         cfg, s = self.cfg, self.cfg.critic_burn_in
         raw = buffer.sample(self.rng, cfg.batch_size, cfg.seq_len)
-        windows = {k: torch.from_numpy(v) for k, v in raw.items()}
+        windows = {k: self.tensor(v) for k, v in raw.items()}
         seen = self.belief.observe(windows, self.gen, self.beta_ml())
         metrics = dict(seen.metrics)
         f_t = seen.feat[:, s:-1].reshape(-1, self.feat_dim)

@@ -115,7 +115,8 @@ class SoftActorCritic(nn.Module):
                     action_kl: ActionKL | None = None) -> tuple[torch.Tensor, dict]:
         """Soft Bellman error. ``feat, next_feat: (B, F)``, ``action: (B, A)``, ``reward, discount: (B,)``."""
         with torch.no_grad():
-            eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype)
+            eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype,
+                              device=next_feat.device)
             action_kl = self.entropy_kl if action_kl is None else action_kl
             soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, action_kl)
             target = reward + discount * self.cfg.gamma * soft_v
