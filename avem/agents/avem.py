@@ -93,8 +93,8 @@ class AVEMAgent(AgentBase):
     """See the module docstring. ``obs: (obs_dim,)`` vectors only (no pixel encoder yet).
 
     Parts (``avem.agents.parts``): ``belief``, ``prior``, ``actor``; and ``ac``, the soft actor-critic
-    (twin critic, amortised policy, temperature) that every variant trains. The checkpoint holds them
-    all (``AgentBase``), the counters and the last metrics."""
+    (twin critic, amortised policy, temperature) that every variant trains, declared as a learner (its
+    module and optimisers). The checkpoint holds them all (``AgentBase``), the counters and the last metrics."""
 
     plain_state = ("num_updates", "_last", "ac.num_updates")
 
@@ -122,11 +122,8 @@ class AVEMAgent(AgentBase):
     def parts(self) -> dict:
         return {"belief": self.belief, "prior": self.prior, "actor": self.actor}
 
-    def modules(self) -> dict:
-        return {"ac": self.ac, **super().modules()}
-
-    def optimizers(self) -> dict:
-        return {**{f"ac.{k}": o for k, o in self.ac.optimizers().items()}, **super().optimizers()}
+    def learners(self) -> dict:
+        return {"ac": self.ac}
 
     def beta_ml(self) -> float:
         """Current coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""

@@ -80,6 +80,8 @@ class AgentBase:
       weights on every device), then calls ``to_device()``, which moves every declared module;
     - ``modules()``: name -> ``nn.Module`` (parameters and buffers);
     - ``optimizers()``: name -> ``torch.optim.Optimizer``;
+    - ``learners()``: name -> an ``nn.Module`` that owns its optimisers (``optimizers()``: name -> optimiser),
+      e.g. the soft actor-critic: declared once, checkpointed as module ``name`` and optimisers ``name.<key>``;
     - ``generators()``: name -> torch or numpy generator (default: ``gen`` and ``rng``);
     - ``plain_state``: attribute paths (``"num_updates"``, ``"ac.num_updates"``) of plain values, deep-copied:
       counters, the last metrics. An attribute is reassigned on load, so name only plain values, never an
@@ -125,11 +127,16 @@ class AgentBase:
     def parts(self) -> dict[str, Any]:
         return {}
 
+    def learners(self) -> dict[str, nn.Module]:
+        return {}
+
     def modules(self) -> dict[str, nn.Module]:
-        return {f"{p}.{k}": m for p, part in self.parts().items() for k, m in part.modules().items()}
+        return {**self.learners(),
+                **{f"{p}.{k}": m for p, part in self.parts().items() for k, m in part.modules().items()}}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {f"{p}.{k}": o for p, part in self.parts().items() for k, o in part.optimizers().items()}
+        return {**{f"{n}.{k}": o for n, m in self.learners().items() for k, o in m.optimizers().items()},
+                **{f"{p}.{k}": o for p, part in self.parts().items() for k, o in part.optimizers().items()}}
 
     def generators(self) -> dict[str, Generator]:
         return {"gen": self.gen, "rng": self.rng}

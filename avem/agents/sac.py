@@ -58,11 +58,8 @@ class SACAgent(AgentBase):
         self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg, self.gen)
         self.to_device()
 
-    def modules(self) -> dict:
+    def learners(self) -> dict:
         return {"ac": self.ac}
-
-    def optimizers(self) -> dict:
-        return {f"ac.{k}": o for k, o in self.ac.optimizers().items()}
 
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
