@@ -148,6 +148,14 @@ class Study:
         return {**self.train_resources, **self.agent(agent).resources}
 
     # ---- validation -----------------------------------------------------------------------
+    def _gpu_errors(self, agent: str, run, reported: set[str]) -> list[str]:
+        """A training job that asks SLURM for a GPU but would run on the CPU (said once per agent)."""
+        if run.device != "cpu" or not asks_for_gpu(self.resources_of(agent)) or "gpu" in reported:
+            return []
+        reported.add("gpu")
+        return [f"agents.{agent}: its training jobs ask for a GPU (resources) but would run on the CPU: "
+                "add set: {device: cuda}"]
+
     def check(self) -> None:
         """Resolve every (task, agent) as ``avem train`` will; raise ``StudyError`` listing every problem."""
         root = logging.getLogger()
@@ -206,10 +214,7 @@ class Study:
                         reported.add(msg)
                         errors.append(f"{where} on task {task!r}: {msg}")
                     continue
-                if run.device == "cpu" and asks_for_gpu(self.resources_of(entry.name)) and "gpu" not in reported:
-                    reported.add("gpu")
-                    errors.append(f"{where}: its training jobs ask for a GPU (resources) but would run on the CPU: "
-                                  "add set: {device: cuda}")
+                errors += self._gpu_errors(entry.name, run, reported)
                 evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
                 for b in self.budgets:
                     if b not in evals:

@@ -246,49 +246,62 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     if status == "new":
         rundir.atomic_text(out / rundir.CONFIG, yaml.safe_dump({**resolved, "provenance": provenance()},
                                                                sort_keys=False))
-    torch.set_num_threads(run.threads)
-    torch.manual_seed(run.seed)
-
-    env, eval_env = make_envs(run, agent_cfg)
-    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed, device)
-    buffer = ReplayBuffer(env.observation_space.shape, int(env.action_space.shape[0]),
-                          capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
-    rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
-    state = LoopState()
-    if status == "resume":
-        ckpt = checkpoint.load(out)
-        state = LoopState(**ckpt["loop"])
-        agent.load_state_dict(ckpt["agent"])
-        buffer.load_state_dict(ckpt["buffer"])
-        env.set_rng_state(ckpt["env_rng"])
-        rng.bit_generator.state = ckpt["loop_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        if device == "cuda" and "cuda_rng" in ckpt:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"])
-        _write_tables(out, state)  # drop rows written after the checkpoint
-
-    devices = _devices(out, device)
-    tracker = _tracker(run, resolved, out)
-    tracker.set_tag("device", ",".join(devices))
-    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
-                          status="running", reason=None, devices=devices)
-    t = _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
-                  _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"), faults.StopSignals(),
-                  UpdateSchedule.of(agent_cfg))
+    t = _start(run, agent_cfg, out, device, resume=status == "resume")
     try:
-        with t.stop, faults.nan_guard(lambda: state.sim_step):
+        with t.stop, faults.nan_guard(lambda: t.state.sim_step):
             _train_episodes(t)
     except faults.RunEnded as e:
         _end_early(t, e)
         raise
     finally:
         t.progress.close()
+    return _finish(t)
+
+
+def _start(run: RunConfig, agent_cfg, out: Path, device: str, resume: bool) -> _Training:
+    """Everything a run moves, built (from the run's checkpoint if ``resume``); run.json and MLflow say it runs."""
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    env, eval_env = make_envs(run, agent_cfg)
+    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed, device)
+    buffer = ReplayBuffer(env.observation_space.shape, int(env.action_space.shape[0]),
+                          capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
+    rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
+    state = _restore(out, agent, buffer, env, rng, device) if resume else LoopState()
+    devices = _devices(out, device)
+    tracker = _tracker(run, to_dict(run, agent_cfg), out)
+    tracker.set_tag("device", ",".join(devices))
+    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
+                          status="running", reason=None, devices=devices)
+    return _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
+                     _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"),
+                     faults.StopSignals(), UpdateSchedule.of(agent_cfg))
+
+
+def _restore(out: Path, agent, buffer: ReplayBuffer, env, rng: np.random.Generator, device: str) -> LoopState:
+    """Load the run's checkpoint into what moves; rewrite the tables without rows written after it."""
+    ckpt = checkpoint.load(out)
+    state = LoopState(**ckpt["loop"])
+    agent.load_state_dict(ckpt["agent"])
+    buffer.load_state_dict(ckpt["buffer"])
+    env.set_rng_state(ckpt["env_rng"])
+    rng.bit_generator.state = ckpt["loop_rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    if device == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    _write_tables(out, state)  # drop rows written after the checkpoint
+    return state
+
+
+def _finish(t: _Training) -> dict:
+    """The final checkpoint, tables and artifacts; MLflow and run.json say finished. Returns run.json."""
+    out, state = t.out, t.state
     if not (out / rundir.CHECKPOINT).exists():  # a finished run always leaves its final checkpoint
         _checkpoint(t)
     _write_tables(out, state)
-    tracker.log_artifact(out / rundir.CONFIG)
-    tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
-    tracker.finish()
+    t.tracker.log_artifact(out / rundir.CONFIG)
+    t.tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
+    t.tracker.finish()
     rundir.write_run_json(out, status="finished", steps=state.sim_step,
                           final_eval_return=float(np.mean([r["return"] for r in state.eval_rows
                                                            if r["step"] == state.sim_step])))
