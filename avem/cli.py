@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(yaml.safe_dump(cfgmod.to_dict(run, agent_cfg), sort_keys=False), end="")
             return 0
+        run.resolved_device()
         rundir.check_existing(Path(args.out), cfgmod.to_dict(run, agent_cfg))
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -41,7 +41,8 @@ class AgentEntry:
     sets: dict = field(default_factory=dict)
     """``--set`` overrides (run or agent keys) for this agent only, applied over the study's ``set``."""
     resources: dict = field(default_factory=dict)
-    """``mem_mb`` / ``runtime`` (minutes) of its training jobs, over the study's ``resources.train``."""
+    """``mem_mb`` / ``runtime`` (minutes) / ``gres`` / ``slurm_extra`` of its training jobs, over the study's
+    ``resources.train`` (``gres``, ``slurm_extra``: the SLURM executor's resources, e.g. a GPU)."""
     preset: str = ""
     """A named departure from the paper's setting (e.g. a CPU size); shown in the figures' captions."""
     seeds: tuple[int, ...] = ()
@@ -147,6 +148,14 @@ class Study:
         return {**self.train_resources, **self.agent(agent).resources}
 
     # ---- validation -----------------------------------------------------------------------
+    def _gpu_errors(self, agent: str, run, reported: set[str]) -> list[str]:
+        """A training job that asks SLURM for a GPU but would run on the CPU (said once per agent)."""
+        if run.device != "cpu" or not asks_for_gpu(self.resources_of(agent)) or "gpu" in reported:
+            return []
+        reported.add("gpu")
+        return [f"agents.{agent}: its training jobs ask for a GPU (resources) but would run on the CPU: "
+                "add set: {device: cuda}"]
+
     def check(self) -> None:
         """Resolve every (task, agent) as ``avem train`` will; raise ``StudyError`` listing every problem."""
         _import_quietly()
@@ -208,6 +217,7 @@ class Study:
                     reported.add(msg)
                     errors.append(f"{where} on task {task!r}: {msg}")
                 continue
+            errors += self._gpu_errors(entry.name, run, reported)
             evals = set(range(0, run.steps + 1, run.eval_every)) | {run.steps}
             errors += [f"budgets: {b} is not an evaluation step of agent {entry.name!r} on task {task!r} "
                        f"(steps={run.steps}, eval_every={run.eval_every})" for b in self.budgets if b not in evals]
@@ -225,6 +235,11 @@ def _import_quietly() -> None:
     for h in root.handlers[:]:
         if h not in handlers:
             root.removeHandler(h)
+
+
+def asks_for_gpu(resources: dict) -> bool:
+    """Whether job ``resources`` ask SLURM for a GPU (``gres`` or ``slurm_extra`` naming one)."""
+    return any("gpu" in str(resources.get(k) or "") for k in ("gres", "slurm_extra"))
 
 
 def _format(errors: list[str]) -> str:

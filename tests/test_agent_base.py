@@ -67,6 +67,31 @@ def test_a_checkpoint_of_another_layout_is_refused_naming_why():
         Counter(0).load_state_dict(old)
 
 
+class WithLearner(AgentBase):
+    """A module that owns its optimisers (as ``SoftActorCritic``), declared once."""
+
+    def __init__(self, seed: int):
+        super().__init__(seed)
+        self.learner = torch.nn.Linear(2, 1)
+        self.learner_opt = torch.optim.Adam(self.learner.parameters())
+        self.learner.optimizers = lambda: {"adam": self.learner_opt}
+
+    def learners(self) -> dict:
+        return {"learner": self.learner}
+
+
+def test_a_learner_is_checkpointed_with_its_optimisers():
+    state = WithLearner(0).state_dict()
+    assert list(state["modules"]) == ["learner"] and list(state["optimizers"]) == ["learner.adam"]
+    WithLearner(1).load_state_dict(state)
+    sac = registry.get("sac")
+    state = sac.factory(OBS, ACT, sac.make_config(sac.tiny()), 0).state_dict()
+    assert list(state["modules"]) == ["ac"] and list(state["optimizers"]) == ["ac.actor", "ac.critic", "ac.alpha"]
+    old = {"ac": state["modules"]["ac"], "ac_optim": {}, "gen": None, "rng": None, "num_updates": 3}
+    with pytest.raises(KeyError, match="another version of avem wrote it"):
+        sac.factory(OBS, ACT, sac.make_config(sac.tiny()), 0).load_state_dict(old)
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_every_agent_round_trips_its_checkpoint(name):
     spec = registry.get(name)

@@ -107,6 +107,8 @@ BAD_SCHEMA = {
     "duplicate seeds": (lambda c: c.update(seeds=[0, 0]), "seeds: [0, 0] has non-unique elements"),
     "eval without episodes": (lambda c: c.update(eval={"every": 1000}), "eval: 'episodes' is a required property"),
     "agent name with a space": (lambda c: c["agents"].update({"my agent": None}), "agents: 'my agent' does not match"),
+    "quoted gres": (lambda c: c["agents"].update(sac={"resources": {"gres": "'gpu:1'"}}),
+                    "agents.sac.resources.gres: \"'gpu:1'\" does not match"),
 }
 
 
@@ -142,6 +144,10 @@ BAD_STUDY = {
                                      "probe.agents: 'dreamer' is not one of the study's agents"),
     "reserved override": (lambda c: c["agents"].update(sac={"set": {"experiment": "x"}}),
                           "agents.sac.set: ['experiment'] are set by the study itself"),
+    "GPU job on the CPU": (lambda c: c["agents"].update(sac={"resources": {"gres": "gpu:1"}}),
+                           "agents.sac: its training jobs ask for a GPU (resources) but would run on the CPU"),
+    "bad device": (lambda c: c["agents"].update(sac={"set": {"device": "gpu"}}),
+                   "agents.sac on task 'cartpole-swingup-pos': device must be one of cpu, cuda, auto"),
 }
 
 
@@ -237,6 +243,23 @@ def test_full_config_builds_dag(tmp_path: Path) -> None:
     cfg = load(FULL)
     n_runs = len(cfg["tasks"]) * len(cfg["agents"]) * len(cfg["seeds"])
     assert _job_count(out, "train") == n_runs, out
+
+
+def test_a_training_job_asks_slurm_for_a_gpu_and_runs_on_cuda(tmp_path: Path) -> None:
+    """README's cluster example: ``resources: {gres, slurm_extra}`` reach the job (the SLURM executor's
+    resource names) and the run gets ``--set device=cuda``; other agents' jobs ask for no GPU."""
+    cfg = ci_config()
+    cfg["agents"]["sac"] = {"set": {"device": "cuda"}, "resources": {"gres": "gpu:1", "slurm_extra": "--mail-type=FAIL"}}
+    s = avem_study.Study.from_config(checked(cfg))
+    s.check()  # resolvable on a machine without a GPU: the device is checked where the job runs
+    assert "--set device=cuda" in s.set_args("sac") and "device" not in s.set_args("avem-gen-ml-learned-plan")
+    r = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(write_config(tmp_path, cfg)))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    jobs = [j for j in out.split("\nrule ") if j.startswith("train:")]
+    sac = [j for j in jobs if "agent=sac," in j]
+    assert sac and all("gres=gpu:1" in j and "slurm_extra=--mail-type=FAIL" in j and "device=cuda" in j for j in sac)
+    assert all("gres=" not in j for j in jobs if "agent=sac," not in j), out
 
 
 def _job_count(out: str, rule: str) -> int:

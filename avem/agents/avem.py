@@ -93,15 +93,15 @@ class AVEMAgent(AgentBase):
     """See the module docstring. ``obs: (obs_dim,)`` vectors only (no pixel encoder yet).
 
     Parts (``avem.agents.parts``): ``belief``, ``prior``, ``actor``; and ``ac``, the soft actor-critic
-    (twin critic, amortised policy, temperature) that every variant trains. The checkpoint holds them
-    all (``AgentBase``), the counters and the last metrics."""
+    (twin critic, amortised policy, temperature) that every variant trains, declared as a learner (its
+    module and optimisers). The checkpoint holds them all (``AgentBase``), the counters and the last metrics."""
 
     plain_state = ("num_updates", "_last", "ac.num_updates")
 
-    def __init__(self, obs_space, act_space, cfg: AVEMConfig, seed: int):
+    def __init__(self, obs_space, act_space, cfg: AVEMConfig, seed: int, device: str = "cpu"):
         cfg.validate()
         self.obs_dim = flat_obs_dim(obs_space, "an AVEM agent", " (no pixel encoder yet)")
-        super().__init__(seed)
+        super().__init__(seed, device)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         with self.seeded_init(seed):
             self.belief = make_belief(self.obs_dim, self.act_dim, cfg)
@@ -110,6 +110,7 @@ class AVEMAgent(AgentBase):
                                       extra_critic_params=self.belief.critic_params())
             self.prior = make_prior(self.feat_dim, self.act_dim, cfg)
             self.actor = make_actor(self.ac, self.prior, self.model, cfg)
+        self.to_device()
         self.num_updates = 0
         self._last: dict[str, float] = {}
 
@@ -121,11 +122,8 @@ class AVEMAgent(AgentBase):
     def parts(self) -> dict:
         return {"belief": self.belief, "prior": self.prior, "actor": self.actor}
 
-    def modules(self) -> dict:
-        return {"ac": self.ac, **super().modules()}
-
-    def optimizers(self) -> dict:
-        return {**{f"ac.{k}": o for k, o in self.ac.optimizers().items()}, **super().optimizers()}
+    def learners(self) -> dict:
+        return {"ac": self.ac}
 
     def beta_ml(self) -> float:
         """Current coefficient of the marginal-likelihood term (0 with the switch off), annealed over updates."""
@@ -155,7 +153,7 @@ class AVEMAgent(AgentBase):
         latent, feat = self.belief.filter(np.asarray(obs, np.float32), state, self.gen, explore)
         dist, extras = self.actor.act(latent, feat, explore, self.gen, self.info_gain_weight())
         action = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, extras
+        return action[0].cpu().numpy().astype(np.float32), {"latent": latent, "action": action}, extras
 
     # ---- learning -----------------------------------------------------------------------
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
@@ -164,7 +162,7 @@ class AVEMAgent(AgentBase):
         actor's under ``actor_update_every``, keeps its latest value)."""
         cfg, s = self.cfg, self.cfg.critic_burn_in
         raw = buffer.sample(self.rng, cfg.batch_size, cfg.seq_len)
-        windows = {k: torch.from_numpy(v) for k, v in raw.items()}
+        windows = {k: self.tensor(v) for k, v in raw.items()}
         seen = self.belief.observe(windows, self.gen, self.beta_ml())
         metrics = dict(seen.metrics)
         f_t = seen.feat[:, s:-1].reshape(-1, self.feat_dim)

@@ -7,6 +7,9 @@ schedule; an agent owns its networks, optimisers and random number generators.
 (``modules``, ``optimizers``, ``generators``, ``plain_state``), so no agent lists its
 ``state_dict`` by hand.
 
+Device: an agent built with ``device="cuda"`` keeps its networks, its torch generator ``gen`` and its
+replay batches there; ``act`` takes and returns numpy arrays on the host whatever the device.
+
 Shapes: ``obs`` is one observation as the environment returns it, ``(obs_dim,)`` float32
 (``(3, 64, 64)`` for pixels); ``action`` is ``(act_dim,)`` float32 in [-1, 1].
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -70,10 +74,14 @@ Generator = torch.Generator | np.random.Generator
 class AgentBase:
     """Seeded generators and a generic checkpoint: ``state_dict`` saves what the agent declares.
 
-    - ``gen`` (``torch.Generator``) and ``rng`` (``np.random.Generator``), both seeded with ``seed``:
-      every random number an agent draws comes from them (never from the global generators);
+    - ``gen`` (``torch.Generator`` on ``device``) and ``rng`` (``np.random.Generator``), both seeded with
+      ``seed``: every random number an agent draws comes from them (never from the global generators);
+    - ``device``: where the networks live; an agent builds them on the CPU (``seeded_init``: the same initial
+      weights on every device), then calls ``to_device()``, which moves every declared module;
     - ``modules()``: name -> ``nn.Module`` (parameters and buffers);
     - ``optimizers()``: name -> ``torch.optim.Optimizer``;
+    - ``learners()``: name -> an ``nn.Module`` that owns its optimisers (``optimizers()``: name -> optimiser),
+      e.g. the soft actor-critic: declared once, checkpointed as module ``name`` and optimisers ``name.<key>``;
     - ``generators()``: name -> torch or numpy generator (default: ``gen`` and ``rng``);
     - ``plain_state``: attribute paths (``"num_updates"``, ``"ac.num_updates"``) of plain values, deep-copied:
       counters, the last metrics. An attribute is reassigned on load, so name only plain values, never an
@@ -81,15 +89,28 @@ class AgentBase:
 
     ``parts()`` (name -> an object with ``modules()`` and ``optimizers()``) adds each part's modules and
     optimisers to the agent's own, under ``part.name``. A checkpoint is
-    ``{"modules": .., "optimizers": .., "generators": .., "plain": ..}``; ``load_state_dict`` refuses one
-    whose names differ from what the agent declares.
+    ``{"modules": .., "optimizers": .., "generators": .., "plain": .., "device": ..}``; ``load_state_dict``
+    refuses one whose names differ from what the agent declares. Tensors may come from either device (load
+    the file with ``map_location="cpu"``); a torch generator saved on another device cannot be restored (CPU
+    and CUDA generators differ), so it is reseeded from its saved state, and the run continues, no longer
+    bit-identical to an uninterrupted one.
     """
 
     plain_state: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, seed: int):
-        self.gen = torch.Generator().manual_seed(seed)
+    def __init__(self, seed: int, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+
+    def to_device(self) -> None:
+        """Move every declared module to ``device`` (call once the networks are built)."""
+        for m in self.modules().values():
+            m.to(self.device)
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        """A numpy array (an observation, replay windows) as a tensor on ``device``; shares memory on the CPU."""
+        return torch.as_tensor(x, device=self.device)
 
     @staticmethod
     @contextlib.contextmanager
@@ -106,11 +127,16 @@ class AgentBase:
     def parts(self) -> dict[str, Any]:
         return {}
 
+    def learners(self) -> dict[str, nn.Module]:
+        return {}
+
     def modules(self) -> dict[str, nn.Module]:
-        return {f"{p}.{k}": m for p, part in self.parts().items() for k, m in part.modules().items()}
+        return {**self.learners(),
+                **{f"{p}.{k}": m for p, part in self.parts().items() for k, m in part.modules().items()}}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {f"{p}.{k}": o for p, part in self.parts().items() for k, o in part.optimizers().items()}
+        return {**{f"{n}.{k}": o for n, m in self.learners().items() for k, o in m.optimizers().items()},
+                **{f"{p}.{k}": o for p, part in self.parts().items() for k, o in part.optimizers().items()}}
 
     def generators(self) -> dict[str, Generator]:
         return {"gen": self.gen, "rng": self.rng}
@@ -119,7 +145,7 @@ class AgentBase:
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
                 "generators": {k: _generator_state(g) for k, g in self.generators().items()},
-                "plain": {k: copy.deepcopy(_get(self, k)) for k in self.plain_state}}
+                "plain": {k: copy.deepcopy(_get(self, k)) for k in self.plain_state}, "device": self.device.type}
 
     def load_state_dict(self, state: dict) -> None:
         declared = {"modules": self.modules(), "optimizers": self.optimizers(), "generators": self.generators(),
@@ -134,8 +160,12 @@ class AgentBase:
             m.load_state_dict(state["modules"][k])
         for k, o in declared["optimizers"].items():
             o.load_state_dict(state["optimizers"][k])
+        same_device = state.get("device", "cpu") == self.device.type
         for k, g in declared["generators"].items():
-            _set_generator_state(g, state["generators"][k])
+            if isinstance(g, torch.Generator) and not same_device:
+                g.manual_seed(_seed_from(state["generators"][k]))
+            else:
+                _set_generator_state(g, state["generators"][k])
         for k in self.plain_state:
             owner, _, attr = k.rpartition(".")
             setattr(_get(self, owner) if owner else self, attr, copy.deepcopy(state["plain"][k]))
@@ -148,6 +178,11 @@ def _get(obj: Any, path: str) -> Any:
 
 def _generator_state(g: Generator):
     return g.get_state() if isinstance(g, torch.Generator) else g.bit_generator.state
+
+
+def _seed_from(state: torch.Tensor) -> int:
+    """A seed derived from a torch generator's saved state (for a generator moved to another device)."""
+    return int.from_bytes(hashlib.sha256(state.cpu().numpy().tobytes()).digest()[:8], "little")
 
 
 def _set_generator_state(g: Generator, state) -> None:

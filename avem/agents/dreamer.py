@@ -191,7 +191,7 @@ class DreamerAgent(RSSMBaseline):
         latent, feat = self.filter(obs, state, explore)
         dist = self.actor(feat)
         action = self.add_noise(dist.rsample_with_log_prob(self.gen)[0]) if explore else dist.mode()
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, {}
+        return action[0].cpu().numpy().astype(np.float32), {"latent": latent, "action": action}, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One update: world model, then actor and value on imagined trajectories."""
@@ -202,7 +202,7 @@ class DreamerAgent(RSSMBaseline):
         start = {k: v.reshape(-1, v.shape[-1]) for k, v in seen.post.items()}
         n = start["deter"].shape[0]
         if 0 < cfg.imagine_starts < n:
-            keep = torch.randperm(n, generator=self.gen)[: cfg.imagine_starts]
+            keep = torch.randperm(n, generator=self.gen, device=self.device)[: cfg.imagine_starts]
             start = {k: v[keep] for k, v in start.items()}
         actor_loss, imag = self.behaviour_losses(start)
         self.actor_opt.zero_grad(set_to_none=True)
@@ -236,7 +236,7 @@ class DreamerAgent(RSSMBaseline):
             traj = self.model.imagine(start, policy, cfg.horizon, self.gen)
             value = self.value(traj["feat"]).squeeze(-1)
             returns = lambda_return(traj["reward"][:, :-1], value[:, :-1], value[:, -1], cfg.gamma, cfg.lambda_)
-            weights = cfg.gamma ** torch.arange(cfg.horizon - 1, dtype=returns.dtype)
+            weights = cfg.gamma ** torch.arange(cfg.horizon - 1, dtype=returns.dtype, device=returns.device)
             entropy = -torch.stack(log_probs, 1).mean()
             actor_loss = -(weights * returns).mean() - cfg.actor_entropy * entropy
         return actor_loss, {"feat": traj["feat"], "reward": traj["reward"], "value": value, "returns": returns,

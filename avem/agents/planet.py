@@ -76,8 +76,8 @@ class PlaNetAgent(RSSMBaseline):
 
     name = "planet"
 
-    def __init__(self, obs_space, act_space, cfg: PlaNetConfig, seed: int):
-        super().__init__(obs_space, act_space, cfg, seed, adam_eps=cfg.model_eps)
+    def __init__(self, obs_space, act_space, cfg: PlaNetConfig, seed: int, device: str = "cpu"):
+        super().__init__(obs_space, act_space, cfg, seed, adam_eps=cfg.model_eps, device=device)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state, explore: bool):
@@ -93,7 +93,7 @@ class PlaNetAgent(RSSMBaseline):
         if explore:
             extras["plan_return"] = float(plan.elite_return)
             action = self.add_noise(action)
-        return action[0].numpy().astype(np.float32), {"latent": latent, "action": action}, extras
+        return action[0].cpu().numpy().astype(np.float32), {"latent": latent, "action": action}, extras
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One model update (the world model's ELBO terms and its gradient norm)."""

@@ -17,8 +17,8 @@ class RandomConfig:
 class RandomAgent(AgentBase):
     """Ignores observations; ``act`` returns ``U[-1, 1]^act_dim`` from its seeded ``rng``."""
 
-    def __init__(self, obs_space, act_space, cfg: RandomConfig, seed: int):
-        super().__init__(seed)
+    def __init__(self, obs_space, act_space, cfg: RandomConfig, seed: int, device: str = "cpu"):
+        super().__init__(seed, device)
         self.act_dim = int(act_space.shape[0])
 
     def act(self, obs, state, explore: bool):

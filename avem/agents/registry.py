@@ -6,6 +6,7 @@ Unknown names fail loudly and list what exists.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,7 +21,8 @@ class AgentSpec:
 
     name: str
     factory: Callable[..., Any]
-    """``factory(obs_space, act_space, cfg, seed) -> Agent`` (usually the agent class)."""
+    """``factory(obs_space, act_space, cfg, seed) -> Agent`` (usually the agent class); a factory that also
+    takes ``device=`` (every built-in agent) can run on CUDA (``RunConfig.device``)."""
     config_cls: type
     """Frozen dataclass holding every hyperparameter, one docstring per field; blocks are nested dataclasses
     (``avem.config_tree``)."""
@@ -83,8 +85,18 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str, obs_space: gym.Space, act_space: gym.Space, cfg, seed: int):
-    """Instantiate the agent ``name`` with a resolved config."""
+def takes_device(name: str) -> bool:
+    """Whether the factory of ``name`` takes a ``device`` keyword (an agent without one runs on the CPU only)."""
+    return "device" in inspect.signature(get(name).factory).parameters
+
+
+def build(name: str, obs_space: gym.Space, act_space: gym.Space, cfg, seed: int, device: str = "cpu"):
+    """Instantiate the agent ``name`` with a resolved config on ``device`` (``cpu`` or ``cuda``; an agent
+    whose factory takes no ``device`` is built as before and must run on the CPU)."""
+    if takes_device(name):
+        return get(name).factory(obs_space, act_space, cfg, seed, device=device)
+    if device != "cpu":
+        raise ValueError(f"agent {name!r} cannot run on {device}: its constructor takes no device argument")
     return get(name).factory(obs_space, act_space, cfg, seed)
 
 

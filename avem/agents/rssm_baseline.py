@@ -85,14 +85,16 @@ class RSSMBaseline(AgentBase):
     name: ClassVar[str]
     plain_state = ("num_updates",)
 
-    def __init__(self, obs_space, act_space, cfg: RSSMBaselineConfig, seed: int, adam_eps: float = 1e-8):
+    def __init__(self, obs_space, act_space, cfg: RSSMBaselineConfig, seed: int, adam_eps: float = 1e-8,
+                 device: str = "cpu"):
         cfg.validate()
         self.obs_dim = flat_obs_dim(obs_space, self.name, " (the shared RSSM has no pixel encoder yet)")
-        super().__init__(seed)
+        super().__init__(seed, device)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         with self.seeded_init(seed):
             self.belief = RSSMBelief(self.obs_dim, self.act_dim, cfg.rssm, adam_eps=adam_eps)
             self.build_heads()
+        self.to_device()
         self.num_updates = 0
 
     def build_heads(self) -> None:
@@ -117,12 +119,12 @@ class RSSMBaseline(AgentBase):
 
     def add_noise(self, action: torch.Tensor) -> torch.Tensor:
         """``action + N(0, explore_noise^2)``, clipped to [-1, 1]: ``(1, A)``."""
-        noise = self.cfg.explore_noise * torch.randn(action.shape, generator=self.gen)
+        noise = self.cfg.explore_noise * torch.randn(action.shape, generator=self.gen, device=self.device)
         return (action + noise).clamp(-1.0, 1.0)
 
     def learn_model(self, buffer: ReplayBuffer) -> Observed:
         """One world-model update on ``(batch_size, seq_len)`` replay windows (counted in ``num_updates``)."""
         cfg = self.cfg
-        windows = {k: torch.from_numpy(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
+        windows = {k: self.tensor(v) for k, v in buffer.sample(self.rng, cfg.batch_size, cfg.seq_len).items()}
         self.num_updates += 1
         return self.belief.observe(windows, self.gen)

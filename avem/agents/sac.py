@@ -52,31 +52,29 @@ class SACAgent(AgentBase):
 
     plain_state = ("ac.num_updates",)
 
-    def __init__(self, obs_space, act_space, cfg: SACConfig, seed: int):
+    def __init__(self, obs_space, act_space, cfg: SACConfig, seed: int, device: str = "cpu"):
         self.obs_dim = flat_obs_dim(obs_space, "sac", "; use a state/pos/flicker/noisy/distract task or a "
                                     "model-based agent for pixels")
-        super().__init__(seed)
+        super().__init__(seed, device)
         self.cfg, self.act_dim = cfg, int(act_space.shape[0])
         self.ac = SoftActorCritic(cfg.frame_stack * self.obs_dim, self.act_dim, cfg.actor_critic, self.gen)
+        self.to_device()
 
-    def modules(self) -> dict:
+    def learners(self) -> dict:
         return {"ac": self.ac}
-
-    def optimizers(self) -> dict:
-        return {f"ac.{k}": o for k, o in self.ac.optimizers().items()}
 
     def act(self, obs: np.ndarray, state, explore: bool):
         """``state``: (frame_stack, obs_dim) most recent observations (None at episode start)."""
         obs = np.asarray(obs, np.float32)
         state = np.repeat(obs[None], self.cfg.frame_stack, 0) if state is None else np.concatenate([state[1:], obs[None]])
         with torch.no_grad():
-            dist = self.ac.actor(torch.from_numpy(state.reshape(1, -1)))
+            dist = self.ac.actor(self.tensor(state.reshape(1, -1)))
             a = dist.rsample_with_log_prob(self.gen)[0] if explore else dist.mode()
-        return a[0].numpy().astype(np.float32), state, {}
+        return a[0].cpu().numpy().astype(np.float32), state, {}
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         k, cfg = self.cfg.frame_stack, self.cfg
-        b = {key: torch.from_numpy(v) for key, v in buffer.sample(self.rng, cfg.batch_size, k + 1).items()}
+        b = {key: self.tensor(v) for key, v in buffer.sample(self.rng, cfg.batch_size, k + 1).items()}
         obs = b["obs"]
         feat, next_feat = obs[:, :k].flatten(1), obs[:, 1:].flatten(1)
         discount = 1.0 - b["is_terminal"][:, k].float()

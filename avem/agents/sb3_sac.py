@@ -102,12 +102,12 @@ class SB3SACAgent(AgentBase):
 
     plain_state = ("num_updates", "_synced", "_stack", "model._n_updates")
 
-    def __init__(self, obs_space, act_space, cfg: SB3SACConfig, seed: int):
+    def __init__(self, obs_space, act_space, cfg: SB3SACConfig, seed: int, device: str = "cpu"):
         from stable_baselines3 import SAC
         from stable_baselines3.common.logger import Logger
 
         self.obs_dim = flat_obs_dim(obs_space, "sb3-sac")
-        super().__init__(seed)
+        super().__init__(seed, device)
         self.cfg, self.act_dim, ac = cfg, int(act_space.shape[0]), cfg.actor_critic
         stacked = gym.spaces.Box(-np.inf, np.inf, (cfg.frame_stack * self.obs_dim,), np.float32)
         box = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)  # the loop's actions; SB3 then rescales nothing
@@ -116,7 +116,7 @@ class SB3SACAgent(AgentBase):
             learning_starts=0, batch_size=cfg.batch_size, tau=ac.tau, gamma=ac.gamma, train_freq=1,
             gradient_steps=1, ent_coef=f"auto_{ac.init_temperature}" if ac.learn_temperature else ac.init_temperature,
             target_update_interval=1, target_entropy="auto" if ac.target_entropy is None else ac.target_entropy,
-            policy_kwargs={"net_arch": [ac.hidden] * ac.depth}, seed=seed, device="cpu", verbose=0)
+            policy_kwargs={"net_arch": [ac.hidden] * ac.depth}, seed=seed, device=self.device, verbose=0)
         self.model.set_logger(Logger(folder=None, output_formats=[]))
         self.num_updates = 0
         self._synced = 0  # loop rows already copied into SB3's buffer

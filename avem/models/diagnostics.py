@@ -57,8 +57,10 @@ def openloop_errors(model: RSSM, episodes: list[dict[str, np.ndarray]], stride: 
         starts = np.arange(1, length - span, stride)
         if len(starts) == 0:
             continue
-        batch = {k: torch.from_numpy(np.stack([e[k] for e in group])) for k in ("obs", "action", "reward", "is_first")}
-        errs = _errors_at(model, batch, torch.from_numpy(starts))
+        device = model.gru.weight_hh.device
+        batch = {k: torch.as_tensor(np.stack([e[k] for e in group]), device=device)
+                 for k in ("obs", "action", "reward", "is_first")}
+        errs = _errors_at(model, batch, torch.as_tensor(starts, device=device))
         n = len(group) * len(starts)
         for k, v in errs.items():
             sums[k] += v * n

@@ -42,7 +42,7 @@ class RecurrentEncoder(nn.Module):
         self.gru = nn.GRUCell(hidden, deter)
 
     def initial(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, self.deter)
+        return torch.zeros(batch, self.deter, device=self.gru.weight_hh.device)
 
     def step(self, h: torch.Tensor, obs: torch.Tensor, prev_action: torch.Tensor,
              is_first: torch.Tensor) -> torch.Tensor:

@@ -99,7 +99,7 @@ def _split_stats(x: torch.Tensor, min_std: float) -> tuple[torch.Tensor, torch.T
 def _sample(mean: torch.Tensor, std: torch.Tensor, gen: torch.Generator | None, sample: bool) -> torch.Tensor:
     if not sample:
         return mean
-    return mean + std * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
+    return mean + std * torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=mean.device)
 
 
 @dataclass
@@ -148,7 +148,7 @@ class RSSM(nn.Module):
             return self.cfg.obs_std
         n = int(self.obs_updates)
         if n == 0:
-            return torch.full((self.obs_dim,), self.cfg.obs_std)
+            return torch.full((self.obs_dim,), self.cfg.obs_std, device=self.obs_moments.device)
         mean, second = self.obs_moments / (1.0 - OBS_SD_DECAY ** n)
         sd = (second - mean.pow(2)).clamp(min=0.0).sqrt().clamp(min=OBS_SD_FLOOR)
         return self.cfg.obs_std * sd
@@ -165,8 +165,10 @@ class RSSM(nn.Module):
 
     # ---- single steps -------------------------------------------------------------------
     def initial(self, batch: int) -> State:
-        z = torch.zeros(batch, self.cfg.stoch)
-        return {"deter": torch.zeros(batch, self.cfg.deter), "stoch": z, "mean": z, "std": torch.ones_like(z)}
+        device = self.gru.weight_hh.device
+        z = torch.zeros(batch, self.cfg.stoch, device=device)
+        return {"deter": torch.zeros(batch, self.cfg.deter, device=device), "stoch": z, "mean": z,
+                "std": torch.ones_like(z)}
 
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
         """``(..., O) -> (..., model_hidden)``."""
@@ -197,10 +199,11 @@ class RSSM(nn.Module):
         """The acting-time filter shared by every RSSM agent: one observation ``obs: (obs_dim,)`` and the
         agent's state ``{"latent": State (1, .), "action": a_{t-1} (1, A)}`` (None at an episode start)
         -> the new filtering state (1, .)."""
-        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
-        first = torch.tensor([agent_state is None])
+        device = self.gru.weight_hh.device
+        x = torch.as_tensor(np.asarray(obs, np.float32), device=device).reshape(1, -1)
+        first = torch.tensor([agent_state is None], device=device)
         latent = self.initial(1) if agent_state is None else agent_state["latent"]
-        prev_a = torch.zeros(1, self.act_dim) if agent_state is None else agent_state["action"]
+        prev_a = torch.zeros(1, self.act_dim, device=device) if agent_state is None else agent_state["action"]
         return self.obs_step(latent, prev_a, self.embed(x), first, gen, sample=sample)[0]
 
     def _post_step(self, state: State, prev_action: torch.Tensor, embed: torch.Tensor,
@@ -275,7 +278,7 @@ class RSSM(nn.Module):
         ``include_reward=False``: ``log p(x_t | past)`` (the reward factor left out of the weights).
         """
         mean, std = post["mean"], post["std"]
-        z = mean + std * torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype)
+        z = mean + std * torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype, device=mean.device)
         deter = post["deter"].expand(k, *post["deter"].shape)
         feat = torch.cat([deter, z], -1)
         ll_obs, ll_rew = self.log_likelihood(feat, obs.expand(k, *obs.shape), reward.expand(k, *reward.shape),

@@ -115,13 +115,17 @@ class SoftActorCritic(nn.Module):
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp().detach()
 
+    def kl_rule(self, action_kl: ActionKL | None) -> ActionKL:
+        """``action_kl``, or plain SAC's ``entropy_kl`` for None."""
+        return self.entropy_kl if action_kl is None else action_kl
+
     def critic_loss(self, feat, action, reward, next_feat, discount,
                     action_kl: ActionKL | None = None) -> tuple[torch.Tensor, dict]:
         """Soft Bellman error. ``feat, next_feat: (B, F)``, ``action: (B, A)``, ``reward, discount: (B,)``."""
         with torch.no_grad():
-            eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype)
-            action_kl = self.entropy_kl if action_kl is None else action_kl
-            soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, action_kl)
+            eps = torch.randn((*next_feat.shape[:-1], self.act_dim), generator=self.gen, dtype=next_feat.dtype,
+                              device=next_feat.device)
+            soft_v = soft_value(self.actor, self.critic_target, next_feat, eps, self.alpha, self.kl_rule(action_kl))
             target = reward + discount * self.cfg.gamma * soft_v
         q1, q2 = self.critic(feat, action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
@@ -141,8 +145,7 @@ class SoftActorCritic(nn.Module):
         """One SAC update (critic, then every ``actor_update_every`` the actor and alpha).
 
         ``action_kl``: the action-KL rule (``avem.nets.action_kl``); None = plain SAC's ``entropy_kl``."""
-        cfg = self.cfg
-        action_kl = self.entropy_kl if action_kl is None else action_kl
+        cfg, action_kl = self.cfg, self.kl_rule(action_kl)
         loss, metrics = self.critic_loss(feat, action, reward, next_feat, discount, action_kl)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -171,8 +174,8 @@ class SoftActorCritic(nn.Module):
         return metrics
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """The actor's, the critic's and the temperature's Adam (an agent checkpoints them with this module
-        and its ``num_updates``: ``avem.agents.base.AgentBase``)."""
+        """The actor's, the critic's and the temperature's Adam (an agent declares this module as a learner,
+        ``AgentBase.learners``, which checkpoints it with them; its ``num_updates`` is plain state)."""
         return {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt}
 
 

@@ -21,7 +21,8 @@ class TanhNormal:
 
     def rsample_with_log_prob(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample ``a: (..., d)`` and ``log q(a): (...)``."""
-        return self.sample_from_noise(torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype))
+        return self.sample_from_noise(torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype,
+                                                  device=self.mean.device))
 
     def sample_from_noise(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``rsample_with_log_prob`` with given standard-normal noise ``eps`` (broadcastable to the mean)."""

@@ -20,7 +20,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float) -> torch.Tensor:
     """``log N(x; mean, diag(std^2))``, summed over the last axis: ``(..., d) -> (...)``."""
-    std = torch.as_tensor(std, dtype=mean.dtype)
+    std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
     z = (x - mean) / std
     return (-0.5 * z.pow(2) - torch.log(std) - 0.5 * LOG_2PI).sum(-1)
 

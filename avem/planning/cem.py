@@ -71,10 +71,11 @@ def cem_plan(model: RSSM, state: State, act_dim: int, horizon: int, candidates: 
         raise ValueError(f"need 1 <= top_k <= candidates, iterations >= 1, horizon >= 1; got top_k={top_k}, "
                          f"candidates={candidates}, iterations={iterations}, horizon={horizon}")
     start = {k: v.expand(candidates, *v.shape[1:]) for k, v in state.items()}
-    weights = discount ** torch.arange(horizon, dtype=torch.float32)
-    mean, std = torch.zeros(horizon, act_dim), torch.ones(horizon, act_dim)
+    device = state["deter"].device
+    weights = discount ** torch.arange(horizon, dtype=torch.float32, device=device)
+    mean, std = torch.zeros(horizon, act_dim, device=device), torch.ones(horizon, act_dim, device=device)
     for _ in range(iterations):
-        noise = torch.randn((candidates, horizon, act_dim), generator=gen)
+        noise = torch.randn((candidates, horizon, act_dim), generator=gen, device=device)
         actions = (mean + std * noise).clamp(-1.0, 1.0)
         reward = model.imagine(start, actions, horizon, gen)["reward"]  # (N, H)
         returns = (reward * weights).sum(-1)

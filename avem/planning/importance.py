@@ -85,12 +85,13 @@ def infer_action_posterior(prior: ActionPrior, return_fn: Callable, alpha: float
     for i in range(iterations):
         if i == 0 and proposal is None:
             u = prior.sample(num_samples, gen)
-            log_ratio = torch.zeros(num_samples)
+            log_ratio = torch.zeros(num_samples, device=u.device)
         elif i == 0:
             u = proposal.sample(num_samples, gen)
             log_ratio = prior.log_prob(u) - proposal.log_prob(u)
         else:
-            u = mean + std * torch.randn((num_samples, *mean.shape), generator=gen, dtype=mean.dtype)
+            noise = torch.randn((num_samples, *mean.shape), generator=gen, dtype=mean.dtype, device=mean.device)
+            u = mean + std * noise
             log_ratio = prior.log_prob(u) - gaussian_log_prob(u, mean, std)
         ret, extras = return_fn(u)
         log_w, temperature = tempered_log_weights(log_ratio, ret, alpha, min_ess)

@@ -89,7 +89,7 @@ class LatentPlanner:
         n = u.shape[0]
         s = {k: v.expand(n, *v.shape[1:]) for k, v in state.items()}
         action = torch.tanh(u)
-        ret, rew_sum, ig_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+        ret, rew_sum, ig_sum = (torch.zeros(n, device=u.device) for _ in range(3))
         discount = 1.0
         for tau in range(self.horizon):
             s = self.model.img_step(s, action, gen, sample=False)
@@ -114,7 +114,8 @@ class LatentPlanner:
         """``(*lead, n, *shape)`` noise from ``draw`` (randn or rand); with ``common_noise`` one draw
         is shared by the n rows. Same random stream as drawing ``(*lead, n, *shape)`` directly."""
         rows = 1 if self.common_noise else n
-        return draw((*lead, rows, *shape), generator=gen).expand(*lead, n, *shape)
+        noise = draw((*lead, rows, *shape), generator=gen, device=self.model.gru.weight_hh.device)
+        return noise.expand(*lead, n, *shape)
 
     def future_action(self, feat: torch.Tensor, prior_fn: PriorFn | None, gen: torch.Generator | None) -> torch.Tensor:
         """An action of a later roll-out step ``(N, A)``, drawn from the action prior at ``feat (N, F)``."""

@@ -34,7 +34,8 @@ class GaussianActionPrior:
 
     def sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
         """``(n, A)``."""
-        return self.mean + self.std * torch.randn((n, *self.mean.shape), generator=gen, dtype=self.mean.dtype)
+        return self.mean + self.std * torch.randn((n, *self.mean.shape), generator=gen, dtype=self.mean.dtype,
+                                                  device=self.mean.device)
 
     def log_prob(self, u: torch.Tensor) -> torch.Tensor:
         """``(n, A) -> (n,)``."""
@@ -52,7 +53,7 @@ class UniformActionPrior:
         self.act_dim, self.kl_samples = act_dim, kl_samples
 
     def sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
-        a = torch.rand((n, self.act_dim), generator=gen) * 2.0 - 1.0
+        a = torch.rand((n, self.act_dim), generator=gen, device=gen.device if gen is not None else None) * 2.0 - 1.0
         return torch.atanh(a.clamp(-1 + _EDGE, 1 - _EDGE))
 
     def log_prob(self, u: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ def load(out: Path) -> dict:
         if not path.exists():
             continue
         try:
-            ckpt = torch.load(path, weights_only=False)
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)  # any device's checkpoint
         except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... on damaged files
             damaged.append((path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
             continue

@@ -21,6 +21,10 @@ from avem.checks import require
 from avem.envs import parse_task_id
 
 
+DEVICES = ("cpu", "cuda", "auto")
+"""The values of ``RunConfig.device``."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Run-level settings. Every step count is in SIMULATOR steps (agent steps x action repeat)."""
@@ -53,6 +57,10 @@ class RunConfig:
     """torch CPU threads (fixed, so results are reproducible on CPU)."""
     experiment: str = "avem"
     """MLflow experiment name."""
+    device: str = "cpu"
+    """Where the agent's networks, generators and replay batches live: ``cpu``, ``cuda`` or ``auto`` (``cuda``
+    if ``torch.cuda.is_available()``, else ``cpu``). CPU runs are bit-reproducible; CUDA runs are not.
+    Not part of a run's identity: a run may be resumed on another device (``avem.train.loop``)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the bad field; called before any output is written."""
@@ -71,10 +79,26 @@ class RunConfig:
             (self.distract_dims >= 1, f"distract_dims must be >= 1, got {self.distract_dims}"),
             (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
             (self.steps % ar == 0, f"steps={self.steps} is not a multiple of the action repeat {ar}"),
             (self.eval_every % ar == 0, f"eval_every={self.eval_every} is not a multiple of the action repeat {ar}"),
         ]
         require(checks)
+
+    def resolved_device(self) -> str:
+        """``cpu`` or ``cuda``: ``device`` with ``auto`` resolved. Raises ``ValueError`` (one line) for
+        ``device=cuda`` without a CUDA device, or for an agent that cannot run on CUDA; checked before
+        any output is written (not in ``validate``: a study is resolved on machines without a GPU)."""
+        import torch
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device=cuda but torch finds no CUDA device (torch.cuda.is_available() is False); "
+                             "use device=cpu or device=auto")
+        if device != "cpu" and not registry.takes_device(self.agent):
+            raise ValueError(f"agent {self.agent!r} cannot run on {device}: its constructor takes no device "
+                             "argument; use device=cpu")
+        return device
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

@@ -3,9 +3,17 @@
 Every step count is in SIMULATOR steps. Checkpoints are taken at episode boundaries and hold
 everything that moves (agent, optimisers, replay buffer, the environment's RNG, the loop's
 RNG, torch's RNG, the rows written so far), so a run killed at any point and started again
-with the same command ends with the same ``eval.csv`` as an uninterrupted one. How a run ends
-early (divergence, SIGTERM) and how damaged checkpoints are survived: ``avem.train.faults``,
-``avem.train.checkpoint``.
+with the same command ends with the same ``eval.csv`` as an uninterrupted one (on the CPU; CUDA
+runs are not bit-reproducible).
+
+How a run ends early (divergence, SIGTERM) and how damaged checkpoints are survived:
+``avem.train.faults``, ``avem.train.checkpoint``.
+
+Device (``RunConfig.device``): resolved before anything is written; ``run.json``'s ``devices``
+lists the devices the run ran on, in order, so a run resumed on another device (a job requeued
+on a machine without a GPU under ``device=auto``) shows it. Checkpoints load on either device;
+such a run continues with its agent's torch generator reseeded (``AgentBase``), not bit-identical
+to one that stayed put.
 """
 from __future__ import annotations
 
@@ -100,7 +108,7 @@ def load_trained(run_dir: str | Path, agent_sets: dict | None = None):
     torch.manual_seed(run.seed)
     _, eval_env = make_envs(run, agent_cfg)
     agent = registry.build(run.agent, eval_env.observation_space, eval_env.action_space, agent_cfg, run.seed)
-    agent.load_state_dict(torch.load(run_dir / rundir.CHECKPOINT, weights_only=False)["agent"])
+    agent.load_state_dict(torch.load(run_dir / rundir.CHECKPOINT, map_location="cpu", weights_only=False)["agent"])
     return run, agent_cfg, agent, eval_env
 
 
@@ -213,11 +221,13 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
 
     Returns ``run.json``'s content. Raises ``rundir.RunDirError`` before writing anything if
     ``out`` holds another configuration, ``faults.AlreadyFailed`` if its run failed, and
-    ``checkpoint.CheckpointError`` if none of its checkpoints loads. A run that diverges or gets
+    ``checkpoint.CheckpointError`` if none of its checkpoints loads, ``ValueError`` (before writing anything)
+    for ``device=cuda`` without a CUDA device. A run that diverges or gets
     SIGTERM/SIGINT writes what it has, marks run.json and the MLflow run, and raises
     ``faults.Diverged`` / ``faults.Interrupted`` (see ``avem.train.faults``).
     """
     out = Path(out)
+    device = run.resolved_device()
     resolved = to_dict(run, agent_cfg)
     status = rundir.check_existing(out, resolved)
     if status == "finished":
@@ -230,50 +240,77 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     if status == "new":
         rundir.atomic_text(out / rundir.CONFIG, yaml.safe_dump({**resolved, "provenance": provenance()},
                                                                sort_keys=False))
-    torch.set_num_threads(run.threads)
-    torch.manual_seed(run.seed)
-
-    env, eval_env = make_envs(run, agent_cfg)
-    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed)
-    buffer = ReplayBuffer(env.observation_space.shape, int(env.action_space.shape[0]),
-                          capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
-    rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
-    state = LoopState()
-    if status == "resume":
-        ckpt = checkpoint.load(out)
-        state = LoopState(**ckpt["loop"])
-        agent.load_state_dict(ckpt["agent"])
-        buffer.load_state_dict(ckpt["buffer"])
-        env.set_rng_state(ckpt["env_rng"])
-        rng.bit_generator.state = ckpt["loop_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        _write_tables(out, state)  # drop rows written after the checkpoint
-
-    tracker = _tracker(run, resolved, out)
-    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
-                          status="running", reason=None)
-    t = _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
-                  _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"), faults.StopSignals(),
-                  UpdateSchedule.of(agent_cfg))
+    t = _start(run, agent_cfg, out, device, resume=status == "resume")
     try:
-        with t.stop, faults.nan_guard(lambda: state.sim_step):
+        with t.stop, faults.nan_guard(lambda: t.state.sim_step):
             _train_episodes(t)
     except faults.RunEnded as e:
         _end_early(t, e)
         raise
     finally:
         t.progress.close()
+    return _finish(t)
+
+
+def _start(run: RunConfig, agent_cfg, out: Path, device: str, resume: bool) -> _Training:
+    """Everything a run moves, built (from the run's checkpoint if ``resume``); run.json and MLflow say it runs."""
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    env, eval_env = make_envs(run, agent_cfg)
+    agent = registry.build(run.agent, env.observation_space, env.action_space, agent_cfg, run.seed, device)
+    buffer = ReplayBuffer(env.observation_space.shape, int(env.action_space.shape[0]),
+                          capacity=run.steps // run.action_repeat + run.steps // 1000 + 2)
+    rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
+    state = _restore(out, agent, buffer, env, rng, device) if resume else LoopState()
+    devices = _devices(out, device)
+    tracker = _tracker(run, to_dict(run, agent_cfg), out)
+    tracker.set_tag("device", ",".join(devices))
+    rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
+                          status="running", reason=None, devices=devices)
+    return _Training(run, out, agent, env, eval_env, buffer, rng, tracker, state,
+                     _Progress(run.steps, state.sim_step, f"{run.agent} {run.task} s{run.seed}"),
+                     faults.StopSignals(), UpdateSchedule.of(agent_cfg))
+
+
+def _restore(out: Path, agent, buffer: ReplayBuffer, env, rng: np.random.Generator, device: str) -> LoopState:
+    """Load the run's checkpoint into what moves; rewrite the tables without rows written after it."""
+    ckpt = checkpoint.load(out)
+    state = LoopState(**ckpt["loop"])
+    agent.load_state_dict(ckpt["agent"])
+    buffer.load_state_dict(ckpt["buffer"])
+    env.set_rng_state(ckpt["env_rng"])
+    rng.bit_generator.state = ckpt["loop_rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    if device == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    _write_tables(out, state)  # drop rows written after the checkpoint
+    return state
+
+
+def _finish(t: _Training) -> dict:
+    """The final checkpoint, tables and artifacts; MLflow and run.json say finished. Returns run.json."""
+    out, state = t.out, t.state
     if not (out / rundir.CHECKPOINT).exists():  # a finished run always leaves its final checkpoint
         _checkpoint(t)
     _write_tables(out, state)
-    tracker.log_artifact(out / rundir.CONFIG)
-    tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
-    tracker.finish()
+    t.tracker.log_artifact(out / rundir.CONFIG)
+    t.tracker.log_artifact(out / rundir.CHECKPOINT, "checkpoint")
+    t.tracker.finish()
     rundir.write_run_json(out, status="finished", steps=state.sim_step,
                           final_eval_return=float(np.mean([r["return"] for r in state.eval_rows
                                                            if r["step"] == state.sim_step])))
     (out / rundir.CHECKPOINT_PREV).unlink(missing_ok=True)  # only an unfinished run may need it
     return rundir.read_run_json(out)
+
+
+def _devices(out: Path, device: str) -> list[str]:
+    """run.json's ``devices`` with this session's ``device`` appended where it differs from the last one
+    (said in one line on stderr: the run is then no longer bit-identical to one that stayed put)."""
+    before = rundir.read_run_json(out).get("devices", [])
+    if before and before[-1] != device:
+        print(f"avem: {out}: resuming on {device} a run that ran on {before[-1]}: it continues, but is not "
+              f"bit-identical to a run that stayed on one device", file=sys.stderr)
+    return before if before[-1:] == [device] else [*before, device]
 
 
 def _tracker(run: RunConfig, resolved: dict, out: Path) -> Tracker:
@@ -370,4 +407,6 @@ def _checkpoint(t: _Training) -> None:
     payload = {"loop": asdict(t.state), "agent": t.agent.state_dict(), "buffer": t.buffer.state_dict(),
                "env_rng": t.env.get_rng_state(), "loop_rng": t.rng.bit_generator.state,
                "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_initialized():  # sb3-sac draws from torch's global CUDA generator
+        payload["cuda_rng"] = torch.cuda.get_rng_state()
     checkpoint.save(t.out, payload)

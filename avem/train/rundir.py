@@ -5,7 +5,7 @@ Snakemake workflow uses the same string as its wildcard pattern). Layout of ``DI
 per evaluation episode), ``checkpoint.pt`` (latest; the final one at the end) and
 ``checkpoint.prev.pt`` (the one before, while the run is unfinished), ``run.json`` (MLflow run
 id, tracking URI, ``status``: ``running``, ``finished``, ``interrupted`` or ``failed`` with its
-``reason``), ``metrics.csv`` (per-episode training metrics), and ``probe.csv`` once
+``reason``, ``devices``: where it ran, in order), ``metrics.csv`` (per-episode training metrics), and ``probe.csv`` once
 ``avem probe`` has run.
 """
 from __future__ import annotations
@@ -93,7 +93,8 @@ def check_existing(out: Path, resolved: dict) -> str:
                               "refusing to write a run into it")
         return "new"
     old = yaml.safe_load(cfg_path.read_text()) or {}
-    old_core = _same_layout({k: old.get(k) for k in ("run", "agent")}, resolved)
+    old_core = _without_device(_same_layout({k: old.get(k) for k in ("run", "agent")}, resolved))
+    resolved = _without_device(resolved)
     if old_core != resolved:
         diffs = _diff(old_core, resolved)
         raise RunDirError(f"--out {out} holds a run of another configuration (differences: {diffs}); "
@@ -114,6 +115,11 @@ def _same_layout(old: dict, resolved: dict) -> dict:
         return to_dict(*from_dict(old))
     except (KeyError, TypeError, ValueError):
         return old
+
+
+def _without_device(resolved: dict) -> dict:
+    """``resolved`` without ``run.device``: where a run runs is not what it is (it may resume on another device)."""
+    return {**resolved, "run": {k: v for k, v in (resolved.get("run") or {}).items() if k != "device"}}
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -44,6 +44,8 @@ rule train:
         mem_mb=lambda wc: STUDY.resources_of(wc.agent).get("mem_mb", 4000),
         runtime=lambda wc: STUDY.resources_of(wc.agent).get("runtime", 2880),
         cpus_per_task=lambda wc: STUDY.threads_of(wc.agent),
+        gres=lambda wc: STUDY.resources_of(wc.agent).get("gres"),  # None: not asked (the SLURM executor's names)
+        slurm_extra=lambda wc: STUDY.resources_of(wc.agent).get("slurm_extra"),
     shell:
         "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {wildcards.agent:q}"
         " --task {wildcards.task:q} --seed {wildcards.seed} --steps {params.steps}"

@@ -77,7 +77,7 @@ class LearnedPrior(LearnedKL):
         if self.planned:
             if "plan_std" not in windows:  # no action planned yet
                 return {"consolidation_coverage": 0.0, "prior_loss": 0.0}
-            mean, std = (torch.from_numpy(windows[k][:, start + 1:].reshape(-1, self.act_dim))
+            mean, std = (torch.as_tensor(windows[k][:, start + 1:].reshape(-1, self.act_dim), device=feat.device)
                          for k in ("plan_mean", "plan_std"))
             found = ~torch.isnan(std[:, 0])
             out["consolidation_coverage"] = found.float().mean().item()

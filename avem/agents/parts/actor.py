@@ -72,7 +72,7 @@ class PlanningActor:
             ig_weight: float) -> tuple[TanhNormal, dict[str, np.ndarray | float]]:
         alpha = self.cfg.planner.plan_temperature or float(self.ac.alpha)
         q = self.planner.plan(latent, self.prior.net, self.value, alpha, ig_weight, gen, policy_fn=self.ac.actor)
-        extras = {"plan_mean": q.mean.numpy(), "plan_std": q.std.numpy()}
+        extras = {"plan_mean": q.mean.cpu().numpy(), "plan_std": q.std.cpu().numpy()}
         if explore:  # diagnostics of the acting steps (the KL of a uniform prior draws from gen)
             kl = self.planner.action_prior(feat, self.prior.net).kl(q.mean, q.std, gen)
             extras.update({"plan_return": q.expected_return, "plan_kl_a": float(kl), "plan_ess": q.ess,

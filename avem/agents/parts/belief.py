@@ -82,7 +82,7 @@ class RSSMBelief:
 
     def latent(self, latent: State) -> np.ndarray:
         """``[h_t, z_t]``: ``(deter + stoch,)``."""
-        return self.model.feat(latent)[0].detach().numpy()
+        return self.model.feat(latent)[0].detach().cpu().numpy()
 
 
 class RecurrentBelief:
@@ -112,14 +112,16 @@ class RecurrentBelief:
                explore: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Deterministic; the filter state and the feature are both ``h_t (1, deter)``."""
         h = self.encoder.initial(1) if state is None else state["latent"]
-        prev_a = torch.zeros(1, self.act_dim) if state is None else state["action"]
-        first = torch.tensor([state is None])
-        h = self.encoder.step(h, torch.from_numpy(np.asarray(obs, np.float32)).reshape(1, -1), prev_a, first)
+        device = h.device
+        prev_a = torch.zeros(1, self.act_dim, device=device) if state is None else state["action"]
+        first = torch.tensor([state is None], device=device)
+        x = torch.as_tensor(np.asarray(obs, np.float32), device=device).reshape(1, -1)
+        h = self.encoder.step(h, x, prev_a, first)
         return h, h
 
     def latent(self, latent: torch.Tensor) -> np.ndarray:
         """The GRU history state ``(deter,)``."""
-        return latent[0].detach().numpy()
+        return latent[0].detach().cpu().numpy()
 
 
 def make_belief(obs_dim: int, act_dim: int, cfg: AVEMConfig) -> RSSMBelief | RecurrentBelief:
