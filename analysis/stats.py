@@ -142,59 +142,29 @@ def _make_rng(seed) -> np.random.Generator:
 # Aggregate metrics (rliable/metrics.py)
 # --------------------------------------------------------------------------
 def mean(scores) -> float:
-    """Mean of the per-task mean scores (rliable ``aggregate_mean``).
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
-
-    Args:
-      scores: array (runs, tasks) of normalised scores.
-
-    Returns:
-      Scalar: ``mean_m( mean_n scores[n, m] )``. With equal runs per task this
-      equals the mean of all entries.
-    """
+    """``mean_m( mean_n scores[n, m] )``, the mean of the per-task mean scores (rliable
+    ``aggregate_mean``); with equal runs per task, the mean of all entries."""
     s = _as_scores(scores)
     return float(np.mean(np.mean(s, axis=0)))
 
 
 def median(scores) -> float:
-    """Median of the per-task mean scores (rliable ``aggregate_median``).
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
-
-    Args:
-      scores: array (runs, tasks) of normalised scores.
-
-    Returns:
-      Scalar: ``median_m( mean_n scores[n, m] )`` -- runs are first averaged
-      per task, then the median over the ``tasks`` task means is taken (NOT
-      the median over all runs x tasks entries).
-    """
+    """``median_m( mean_n scores[n, m] )`` (rliable ``aggregate_median``): runs are first averaged per
+    task, then the median of the task means is taken (NOT the median of all runs x tasks entries)."""
     s = _as_scores(scores)
     return float(np.median(np.mean(s, axis=0)))
 
 
 def iqm(scores) -> float:
-    """Interquartile mean over all runs x tasks entries (rliable ``aggregate_iqm``).
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
-
-    Args:
-      scores: array (runs, tasks) of normalised scores.
-
-    Returns:
-      Scalar: ``scipy.stats.trim_mean(scores, 0.25, axis=None)``, i.e. the
-      array is flattened, ``floor(0.25 * runs * tasks)`` entries are cut from
-      each end of the sorted values and the rest is averaged.
-    """
+    """Interquartile mean of all runs x tasks entries (rliable ``aggregate_iqm``):
+    ``scipy.stats.trim_mean(scores, 0.25, axis=None)``, i.e. ``floor(0.25 * runs * tasks)`` sorted
+    entries cut from each end and the rest averaged."""
     s = _as_scores(scores)
     return float(scipy.stats.trim_mean(s, proportiontocut=0.25, axis=None))
 
 
 def optimality_gap(scores, gamma: float = 1.0) -> float:
     """Optimality gap over all runs x tasks entries (rliable ``aggregate_optimality_gap``).
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
 
     Args:
       scores: array (runs, tasks) of normalised scores.
@@ -213,8 +183,6 @@ def optimality_gap(scores, gamma: float = 1.0) -> float:
 
 def aggregate_metrics(scores) -> np.ndarray:
     """All four rliable aggregates at once, in the order of :data:`AGGREGATE_NAMES`.
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
 
     Args:
       scores: array (runs, tasks) of normalised scores.
@@ -427,8 +395,6 @@ def _poi(xs: np.ndarray, ys: np.ndarray) -> float:
 
 def probability_of_improvement(x, y) -> float:
     """Average probability of improvement P(X > Y) (rliable ``probability_of_improvement``).
-
-    Hand-written because rliable cannot be imported alongside pandas 3.
 
     For each task m, ``P(X_m > Y_m) = U_m / (runs_x * runs_y)`` where ``U_m``
     is the Mann-Whitney U statistic of ``x[:, m]`` against ``y[:, m]``:
