@@ -1,6 +1,7 @@
 """The AVEM agent family: registry, switch validation, every variant trains and resumes exactly in the training
 loop (``avem.train.loop.train`` on short cartpole runs)."""
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,12 @@ def calls(monkeypatch) -> Calls:
 
 
 @pytest.fixture(scope="module")
-def _store(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def _store(tmp_path_factory):
+    """One MLflow store for the module's runs, in memory-backed /dev/shm where there is one (building its database
+    on disk waits seconds on fsync)."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else tmp_path_factory.getbasetemp()) as d:
+        yield f"sqlite:///{d}/mlflow.db"
 
 
 @pytest.fixture
