@@ -1,32 +1,45 @@
-"""The AVEM agent family: registry, switch validation, every variant trains, exact resume."""
-import copy
+"""The AVEM agent family: registry, switch validation, every variant trains and resumes exactly in the training
+loop (``avem.train.loop.train`` on short cartpole runs)."""
 import math
-from types import SimpleNamespace
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from avem import config_tree
 from avem.agents import registry
 from avem.agents.avem import AVEMAgent
-from avem.variants import variant_name, variants
-from avem import config_tree
 from avem.agents.avem_config import AVEMConfig, PlannerConfig
 from avem.objective import gaussian_kl
+from avem.train import checkpoint, loop
+from avem.train.config import resolve
 from avem.train.replay import ReplayBuffer
-from avem.train import loop
-from avem.train.schedule import UpdateSchedule
+from avem.variants import variant_name, variants
 
 torch.set_num_threads(1)
 
+TASK = "cartpole-swingup-pos"
+RUN = {"steps": 3000, "eval_every": 3000, "action_repeat": 40, "seed_steps": 1000, "eval_episodes": 1,
+       "checkpoint_every": 1000}
+"""Loop settings of these runs: episodes of 25 agent steps (action repeat 40), one random, then two learning; one
+evaluation episode at the start and one at the end; a checkpoint after each episode."""
+
+
+def _resolve(name: str, **sets):
+    """``(run, agent config)`` of ``name`` on ``TASK``: the tiny preset, ``RUN``, a short burn-in and beta_ml
+    annealed within these short runs, then ``sets`` (run or agent keys)."""
+    anneal = {"beta_ml_anneal_steps": 25} if registry.get(name).defaults["marginal_likelihood"] else {}
+    return resolve(name, TASK, sets={**RUN, "critic_burn_in": 2, **anneal, **sets}, tiny=True)
 
 
 def _tiny(name: str, **overrides) -> AVEMConfig:
-    """``name``'s config at its tiny preset, with a short burn-in and beta_ml annealed within these short runs."""
-    spec = registry.get(name)
-    anneal = {"beta_ml_anneal_steps": 50} if spec.defaults["marginal_likelihood"] else {}
-    return spec.make_config({**spec.tiny(), "critic_burn_in": 2, **anneal, **overrides})
+    """``name``'s agent config as ``_resolve`` makes it (``overrides``: its ``sets``)."""
+    return _resolve(name, **overrides)[1]
 
 
 class PointMass(gym.Env):
@@ -53,38 +66,66 @@ class PointMass(gym.Env):
         return self._obs(), reward, False, self.t >= self.horizon, {}
 
 
-def _run(agent, env, buffer, steps, warmup, rng, metrics_out=None, extras_out=None):
-    """The training loop on a toy env: random warm-up, then act, store and the loop's update schedule each step.
+@dataclass
+class Calls:
+    """What AVEM agents' ``act`` and ``update`` returned to the loop, in order."""
 
-    ``metrics_out``: gets each step's update metrics; ``extras_out``: each acting step's extras."""
-    obs, _ = env.reset(seed=0) if buffer.size == 0 else env.reset()
-    buffer.add(obs, None, 0.0, True, False)
-    state = agent.initial_state()
-    metrics, actions = {}, []
-    # the loop's own update step (loop._update) on the parts of a run it reads
-    t = SimpleNamespace(schedule=UpdateSchedule.of(agent.cfg), state=loop.LoopState(), agent=agent, buffer=buffer)
-    first_step = True
-    for i in range(steps):
-        if i < warmup:
-            action, extras = rng.uniform(-1, 1, 1).astype(np.float32), {}
-        else:
-            action, state, extras = agent.act(obs, state, explore=True)
-            actions.append(action.copy())
-            if extras_out is not None:
-                extras_out.append(extras)
-        obs, reward, term, trunc, _ = env.step(action)
-        buffer.add(obs, action, reward, False, term, extras)
-        if i >= warmup:
-            m = loop._update(t, first_step)
-            metrics = m or metrics
-            if metrics_out is not None and m:
-                metrics_out.append(m)
-        first_step = term or trunc
-        if term or trunc:
-            obs, _ = env.reset()
-            buffer.add(obs, None, 0.0, True, False)
-            state = agent.initial_state()
-    return metrics, actions
+    acts: list = field(default_factory=list)
+    """``(explore, action, extras)`` per ``act``."""
+    updates: list = field(default_factory=list)
+    """The metrics of each ``update``."""
+
+    def explore_extras(self) -> list[dict]:
+        """The extras of the training steps' ``act`` (``explore=True``)."""
+        return [extras for explore, _, extras in self.acts if explore]
+
+    def take(self) -> "Calls":
+        """The calls recorded so far, which are then forgotten."""
+        taken = Calls(self.acts[:], self.updates[:])
+        self.acts.clear()
+        self.updates.clear()
+        return taken
+
+
+@pytest.fixture
+def calls(monkeypatch) -> Calls:
+    """Records what every AVEM agent's ``act`` and ``update`` return during the test (returned unchanged)."""
+    calls, act, update = Calls(), AVEMAgent.act, AVEMAgent.update
+
+    def recorded_act(self, obs, state, explore):
+        action, state, extras = act(self, obs, state, explore)
+        calls.acts.append((explore, action.copy(), extras))
+        return action, state, extras
+
+    def recorded_update(self, buffer):
+        calls.updates.append(update(self, buffer))
+        return calls.updates[-1]
+
+    monkeypatch.setattr(AVEMAgent, "act", recorded_act)
+    monkeypatch.setattr(AVEMAgent, "update", recorded_update)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def _store(tmp_path_factory):
+    """One MLflow store for the module's runs, in memory-backed /dev/shm where there is one (building its database
+    on disk waits seconds on fsync)."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else tmp_path_factory.getbasetemp()) as d:
+        yield f"sqlite:///{d}/mlflow.db"
+
+
+@pytest.fixture
+def train(_store, monkeypatch, tmp_path):
+    """``train(run, cfg, name)``: ``loop.train`` into ``tmp_path / name`` (returned), tracked in one MLflow store
+    for the whole module (its database is built once)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _store)
+
+    def run_into(run, cfg, name: str = "run") -> Path:
+        loop.train(run, cfg, tmp_path / name)
+        return tmp_path / name
+
+    return run_into
 
 
 def test_the_ten_variants_are_registered_systematically():
@@ -161,9 +202,11 @@ ML_TERMS = {"mll", "info_gain", "beta_ml"}
 PLAN_STATS = {"plan_return", "plan_kl_a", "plan_ess", "plan_temperature"}
 
 
-def _check_terms(cfg, history: list[dict], extras: list[dict]) -> None:
-    """Each part's terms, by the switches: in every update's metrics (the same key set from the first
-    update on) or in every acting step's extras (the planner's diagnostics)."""
+def _check_terms(cfg, calls: Calls, out: Path) -> None:
+    """Each part's terms, by the switches: in every update's metrics (the same key set from the first update on)
+    or in every training step's extras (the planner's diagnostics); every action in [-1, 1]; the run's metrics
+    table holds the episode means of the update metrics and of the scalar extras, finite once learning runs."""
+    history, extras = calls.updates, calls.explore_extras()
     keys = set(history[0])
     assert all(set(m) == keys for m in history), "the update metrics' key set changed between updates"
     assert all(math.isfinite(v) for m in history for v in m.values())
@@ -176,42 +219,33 @@ def _check_terms(cfg, history: list[dict], extras: list[dict]) -> None:
     assert not any(k.startswith("plan_") for k in keys)  # the planner's statistics travel as extras
     stats = PLAN_STATS | ({"plan_info_gain"} if ml else set())
     expected = stats | {"plan_mean", "plan_std"} if planning else set()
-    assert all(set(e) == expected for e in extras)
+    assert extras and all(set(e) == expected for e in extras)
     assert all(math.isfinite(e[k]) and np.ndim(e[k]) == 0 for e in extras for k in stats & set(e))
+    assert all(np.all(np.abs(action) <= 1) for _, action, _ in calls.acts)
+    logged = pd.read_csv(out / "metrics.csv").iloc[-1]
+    columns = [f"train/{k}" for k in keys | (stats if planning else set())]
+    assert np.isfinite(logged[columns].to_numpy(float)).all()
 
 
 @pytest.mark.parametrize("name", sorted(variants()))
-def test_every_variant_trains_and_logs_finite_terms(name):
-    env = PointMass()
-    cfg = _tiny(name)
-    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
-    buffer = ReplayBuffer(env.observation_space.shape, 1, 64)
-    history, extras = [], []
-    metrics, actions = _run(agent, env, buffer, steps=220, warmup=60, rng=np.random.default_rng(0),
-                            metrics_out=history, extras_out=extras)
-    _check_terms(cfg, history, extras)
-    assert all(np.all(np.abs(a) <= 1) for a in actions)
+def test_every_variant_trains_and_logs_finite_terms(name, train, calls):
+    run, cfg = _resolve(name)
+    _check_terms(cfg, calls, train(run, cfg))
+    metrics = calls.updates[-1]
     if cfg.action_prior == "uniform":
         # uniform prior: the reported KL is the KL itself, -H(q) + d log 2
         assert metrics["kl_a"] == pytest.approx(-metrics["entropy"] + math.log(2.0), abs=1e-5)
     if cfg.marginal_likelihood:
-        assert metrics["beta_ml"] == pytest.approx(cfg.ml.beta_ml_end)  # annealed over 50 updates
+        assert metrics["beta_ml"] == pytest.approx(cfg.ml.beta_ml_end)  # annealed over 25 of its 50 updates
     if cfg.planning and cfg.action_prior == "learned":
         assert metrics["consolidation_coverage"] > 0  # planned posteriors are found in replay
 
 
 @pytest.mark.parametrize("prior", ["uniform", "learned"])
-def test_planner_without_its_options_trains_and_logs_finite_terms(prior):
+def test_planner_without_its_options_trains_and_logs_finite_terms(prior, train, calls):
     """Independent roll-outs and prior-only proposals (the behaviour before those options; the defaults have them on)."""
-    env = PointMass()
-    name = f"avem-gen-ml-{prior}-plan"
-    cfg = _tiny(name, plan_common_noise=False, plan_policy_fraction=0.0)
-    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
-    history, extras = [], []
-    metrics, actions = _run(agent, env, ReplayBuffer(env.observation_space.shape, 1, 64), steps=150, warmup=60,
-                            rng=np.random.default_rng(0), metrics_out=history, extras_out=extras)
-    _check_terms(cfg, history, extras)
-    assert all(np.all(np.abs(a) <= 1) for a in actions)
+    run, cfg = _resolve(f"avem-gen-ml-{prior}-plan", plan_common_noise=False, plan_policy_fraction=0.0)
+    _check_terms(cfg, calls, train(run, cfg))
 
 
 def test_evaluation_steps_return_no_planner_statistics():
@@ -244,26 +278,55 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
         assert torch.equal(va, vb), k
 
 
+class _Crash(Exception):
+    """A kill right after a checkpoint."""
+
+
+def _crash_after_checkpoint(monkeypatch, n: int) -> None:
+    """The loop raises ``_Crash`` right after writing its ``n``-th checkpoint."""
+    original, written = loop._checkpoint, []
+
+    def checkpoint_then_crash(t):
+        original(t)
+        written.append(t.state.sim_step)
+        if len(written) == n:
+            monkeypatch.setattr(loop, "_checkpoint", original)
+            raise _Crash
+
+    monkeypatch.setattr(loop, "_checkpoint", checkpoint_then_crash)
+
+
+def _agent_modules(out: Path) -> dict:
+    return checkpoint.load(out)["agent"]["modules"]
+
+
 @pytest.mark.parametrize("name", ["avem-gen-ml-learned-plan", "avem-disc-learned"])
-def test_resume_reproduces_an_uninterrupted_run(name):
-    env = PointMass()
-    cfg = _tiny(name, updates_per_step=1.5)
-    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
-    buffer = ReplayBuffer(env.observation_space.shape, 1, 64)
-    _run(agent, env, buffer, steps=80, warmup=40, rng=np.random.default_rng(0))
-    snapshot = copy.deepcopy(agent.state_dict())
-    env_a, env_b = PointMass(), PointMass()
-    env_a.reset(seed=5)
-    env_b.reset(seed=5)
-    buf_a, buf_b = copy.deepcopy(buffer), copy.deepcopy(buffer)
-    m_a, acts_a = _run(agent, env_a, buf_a, steps=30, warmup=0, rng=np.random.default_rng(1))
-    resumed = registry.build(name, env.observation_space, env.action_space, cfg, seed=123)  # seed is overwritten
-    resumed.load_state_dict(snapshot)
-    m_b, acts_b = _run(resumed, env_b, buf_b, steps=30, warmup=0, rng=np.random.default_rng(1))
-    np.testing.assert_array_equal(np.array(acts_a), np.array(acts_b))
-    assert m_a == m_b
-    for (k, va), vb in zip(agent.state_dict()["modules"]["ac"].items(), resumed.state_dict()["modules"]["ac"].values()):
-        assert torch.equal(va, vb), k
+def test_resume_reproduces_an_uninterrupted_run(name, train, calls, monkeypatch):
+    """A run killed right after its checkpoint between its two learning episodes and started again acts, updates,
+    evaluates and ends as the uninterrupted run. In-process: torch's and numpy's global generators keep moving
+    after the crash, so anything the checkpoint forgets shows."""
+    run, cfg = _resolve(name, updates_per_step=1.5)
+    ref = train(run, cfg, "ref")
+    uninterrupted = calls.take()
+    _crash_after_checkpoint(monkeypatch, 2)  # at step 2000: after the first learning episode
+    with pytest.raises(_Crash):
+        train(run, cfg, "crashed")
+    before = calls.take()
+    torch.rand(7), np.random.rand(7)
+    resumed = train(run, cfg, "crashed")
+    after = calls.take()
+    assert before.updates and after.updates  # learning on both sides of the checkpoint
+    rest = Calls(uninterrupted.acts[len(before.acts):], uninterrupted.updates[len(before.updates):])
+    assert [e for e, _, _ in after.acts] == [e for e, _, _ in rest.acts]
+    np.testing.assert_array_equal(np.array([a for _, a, _ in after.acts]), np.array([a for _, a, _ in rest.acts]))
+    assert after.updates == rest.updates
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / "eval.csv"), pd.read_csv(ref / "eval.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / "metrics.csv").drop(columns="steps_per_second"),
+                                  pd.read_csv(ref / "metrics.csv").drop(columns="steps_per_second"))
+    ended, resumed_ended = _agent_modules(ref), _agent_modules(resumed)
+    for part, params in ended.items():
+        for k, v in params.items():
+            assert torch.equal(v, resumed_ended[part][k]), (part, k)
 
 
 def test_pixel_observations_are_refused_clearly():
