@@ -360,3 +360,46 @@ def test_consolidation_fits_the_prior_to_the_planned_posteriors_in_replay():
     out = agent.prior.consolidate(feat, raw, s, agent.ac.actor)
     assert out["consolidation_coverage"] == pytest.approx(found.float().mean().item())
     assert out["prior_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("control", [True, False])
+def test_control_info_gain_switch_drops_the_information_gain_from_control_only(control, monkeypatch):
+    """``ml.control_info_gain=False``: the critic's reward is the environment's and the planner's information-gain
+    weight is 0, while the model still trains on the marginal likelihood (beta_ml > 0, ``mll`` reported).
+    True (the default): the critic's reward is r + alpha * beta_ml * IG, IG from the model's update."""
+    name = "avem-gen-ml-learned-plan"
+    env = PointMass()
+    cfg = _tiny(name, control_info_gain=control)
+    agent = registry.build(name, env.observation_space, env.action_space, cfg, seed=0)
+    buffer = ReplayBuffer(env.observation_space.shape, 1)
+    rng = np.random.default_rng(0)
+    buffer.add(np.zeros(2, np.float32), None, 0.0, True, False)
+    for _ in range(40):
+        buffer.add(rng.normal(size=2).astype(np.float32), rng.uniform(-1, 1, 1).astype(np.float32),
+                   float(rng.uniform()), False, False)
+    seen, critic_rewards = {}, []
+    observe, update = agent.belief.observe, agent.ac.update
+
+    def observed(windows, gen, beta_ml):
+        seen["windows"], seen["out"] = windows, observe(windows, gen, beta_ml)
+        return seen["out"]
+
+    def critic_update(f_t, a_t, r_t, *args):
+        critic_rewards.append(r_t.clone())
+        return update(f_t, a_t, r_t, *args)
+
+    monkeypatch.setattr(agent.belief, "observe", observed)
+    monkeypatch.setattr(agent.ac, "update", critic_update)
+    agent.num_updates = 10  # beta_ml annealed above its start
+    weight, beta, alpha = agent.info_gain_weight(), agent.beta_ml(), float(agent.ac.alpha)  # as the update sees them
+    metrics = agent.update(buffer)
+    s = cfg.critic_burn_in
+    env_reward = seen["windows"]["reward"][:, s + 1:].reshape(-1)
+    ig = seen["out"].info_gain[:, s + 1:].reshape(-1)
+    assert beta > 0 and math.isfinite(metrics["mll"]) and ig.abs().sum() > 0
+    if control:
+        assert weight == pytest.approx(alpha * beta) and weight > 0
+        torch.testing.assert_close(critic_rewards[0], env_reward + weight * ig)
+    else:
+        assert weight == 0.0
+        torch.testing.assert_close(critic_rewards[0], env_reward, rtol=0, atol=0)

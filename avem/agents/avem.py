@@ -136,7 +136,10 @@ class AVEMAgent(AgentBase):
         """Weight of the information gain in the planner's return and the critic's reward: ``alpha * beta_ml``.
 
         The bound is in nats with the reward in units of alpha (``exp(r / alpha)``); times alpha it is in
-        reward units, ``r - alpha KL(q(a) || p_a) + alpha beta_ml IG``, the same alpha as the action KL."""
+        reward units, ``r - alpha KL(q(a) || p_a) + alpha beta_ml IG``, the same alpha as the action KL. 0 without the
+        marginal likelihood, and with ``ml.control_info_gain=False`` (the model keeps the term, control drops it)."""
+        if not self.cfg.marginal_likelihood or not self.cfg.ml.control_info_gain:
+            return 0.0
         return float(self.ac.alpha) * self.beta_ml()
 
     # ---- acting -------------------------------------------------------------------------

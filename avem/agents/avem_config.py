@@ -33,6 +33,8 @@ class MarginalLikelihoodConfig:
     """Coefficient after annealing: 1.0, the paper's objective (Bowman-style annealing from beta_ml_start)."""
     beta_ml_anneal_steps: int = 5_000
     """Updates over which beta_ml rises linearly from beta_ml_start to beta_ml_end."""
+    control_info_gain: bool = True
+    """Whether the information gain is in the control objective: the planner's return and the critic's reward, weighted alpha * beta_ml (the bound). False: the model keeps the marginal-likelihood term and control drops the information gain, so an agent and its False twin differ only by the information gain's effect on acting."""
 
     tiny: ClassVar[dict] = {"iw_samples": 2}
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
