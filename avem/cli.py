@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return _shipped(args)
     if args.command == "probe":
         from avem import probe
+        from avem.train.checkpoint import CheckpointError
         try:
             rows = probe.probe_run(args.run, args.episodes)
-        except (FileNotFoundError, KeyError, ValueError) as e:
+        except (FileNotFoundError, KeyError, ValueError, CheckpointError) as e:
             print(f"avem: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
             return 2
         out = args.out or args.run / rundir.PROBE

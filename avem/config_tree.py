@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any
+from typing import Any, Iterator
 
 
 def block_class(cls: type, name: str) -> type | None:
@@ -30,14 +30,22 @@ def block_class(cls: type, name: str) -> type | None:
     return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
+def _fields(cfg) -> Iterator[tuple[str, Any, bool]]:
+    """``(name, value, is_block)`` for each field of the instance ``cfg``, in order; absent blocks left out."""
+    for f in dataclasses.fields(cfg):
+        value, is_block = getattr(cfg, f.name), block_class(type(cfg), f.name) is not None
+        if not (is_block and value is None):
+            yield f.name, value, is_block
+
+
 def keys(cfg) -> dict[str, tuple[type, str]]:
     """Every key of the instance ``cfg``, in field order: ``key -> (class holding the field, field name)``."""
     out: dict[str, tuple[type, str]] = {}
-    for f in dataclasses.fields(cfg):
-        if block_class(type(cfg), f.name) is None:
-            out[f.name] = (type(cfg), f.name)
-        elif getattr(cfg, f.name) is not None:
-            out.update({f"{f.name}.{k}": v for k, v in keys(getattr(cfg, f.name)).items()})
+    for name, value, is_block in _fields(cfg):
+        if is_block:
+            out.update({f"{name}.{k}": v for k, v in keys(value).items()})
+        else:
+            out[name] = (type(cfg), name)
     return out
 
 
@@ -73,24 +81,39 @@ def provisional(cls: type, values: dict[str, Any]):
     return cls(**{k: v for k, v in values.items() if k in own})
 
 
+class UnknownKeys(ValueError):
+    """Keys that name no key of a config; ``unknown`` lists them."""
+
+    def __init__(self, unknown: list[str], owner: str, known: dict):
+        self.unknown = unknown
+        names = ", ".join(map(repr, unknown))
+        super().__init__(f"unknown key{'s' if len(unknown) > 1 else ''} {names} for {owner}; valid keys: {', '.join(known)}")
+
+
 def resolve_keys(cls: type, values: dict[str, Any], coerce=None, base: dict | None = None,
-                 owner: str = "") -> dict[str, Any]:
+                 owner: str = "", ignore: set[str] = frozenset()) -> dict[str, Any]:
     """``values`` with every key written in full and every value typed by ``coerce(class, field, raw)``.
 
     The own settings (the switches among them) are read first, over ``base``; the other keys are
-    found (``find``) among the keys of the instance they make. Raises ``ValueError`` naming an
-    unknown (for ``owner``, default the class's name) or ambiguous key and listing the valid ones."""
+    found (``find``) among the keys of the instance they make. A key in ``ignore`` that names no key is
+    left out. Raises ``UnknownKeys`` naming every unknown key (for ``owner``, default the class's name)
+    and listing the valid ones, or ``ValueError`` for an ambiguous one."""
     coerce = coerce or (lambda holder, name, raw: raw)
     own = own_settings(cls)
     top = {k: coerce(cls, k, v) for k, v in values.items() if k in own}
     known = keys(provisional(cls, {**(base or {}), **top}))
     out: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, raw in values.items():
         try:
             full = find(key, known)
         except KeyError:
-            raise ValueError(f"unknown key {key!r} for {owner or cls.__name__}; valid keys: {', '.join(known)}") from None
+            if key not in ignore:
+                unknown.append(key)
+            continue
         out[full] = top[key] if key in top else coerce(*known[full], raw)
+    if unknown:
+        raise UnknownKeys(unknown, owner or cls.__name__, known)
     return out
 
 
@@ -119,8 +142,7 @@ def make(cls: type, values: dict[str, Any] | None = None):
 
 def blocks(cfg) -> dict[str, Any]:
     """The blocks ``cfg`` holds: ``name -> instance``."""
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-            if block_class(type(cfg), f.name) is not None and getattr(cfg, f.name) is not None}
+    return {name: value for name, value, is_block in _fields(cfg) if is_block}
 
 
 def tiny(cfg) -> dict[str, Any]:
@@ -133,14 +155,7 @@ def tiny(cfg) -> dict[str, Any]:
 
 def to_dict(cfg) -> dict:
     """``cfg`` as nested plain data: blocks as mappings, absent blocks left out."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if block_class(type(cfg), f.name) is None:
-            out[f.name] = value
-        elif value is not None:
-            out[f.name] = to_dict(value)
-    return out
+    return {name: to_dict(value) if is_block else value for name, value, is_block in _fields(cfg)}
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:

@@ -12,7 +12,8 @@ and MLflow stores stay on the machine (``.gitignore``).
   ended run is done), and runs the study does not expect. ``avem train`` never needs them again: an ended run is a no-op (finished) or
   refused (failed), with or without its checkpoint.
 - :func:`import_runs` loads committed runs into an MLflow store as the training loop logs them:
-  params (the resolved config, flattened), tags, every metric at its simulator step, the config as
+  params (the resolved config, flattened; a config.yaml of the older flat layout is read through
+  ``avem.train.config.from_dict``, so every run's params carry today's dotted names), tags, every metric at its simulator step, the config as
   an artifact, the end status (and ``end_reason``). Idempotent: a run directory already in the
   store (tag ``run_dir``, as the loop sets it) is skipped, so runs trained on this machine are not
   duplicated either.
@@ -104,9 +105,11 @@ def import_runs(results_dir: str | Path, uri: str | None = None) -> dict[str, li
     from mlflow.tracking import MlflowClient
 
     from avem.study import default_tracking_uri
+    from avem.train import config
     from avem.train.loop import run_identity
     from avem.train.retry import retry
-    from avem.train.tracking import Tracker, ensure_experiment, flatten, runs_of_dir
+    from avem.config_tree import flatten
+    from avem.train.tracking import Tracker, ensure_experiment, runs_of_dir
 
     uri = uri or default_tracking_uri(results_dir)
     if uri.startswith("sqlite:///"):
@@ -117,8 +120,7 @@ def import_runs(results_dir: str | Path, uri: str | None = None) -> dict[str, li
         if info.get("status") not in ENDED:
             done["skipped"].append(d)
             continue
-        data = yaml.safe_load((d / rundir.CONFIG).read_text())
-        resolved = {k: data[k] for k in ("run", "agent")}
+        resolved = config.to_dict(*config.from_dict(yaml.safe_load((d / rundir.CONFIG).read_text())))
         name, tags = run_identity(resolved, d)
         exp_id = ensure_experiment(uri, resolved["run"]["experiment"])
         same = runs_of_dir(client, exp_id, d)

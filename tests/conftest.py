@@ -29,3 +29,23 @@ def tool_env(drop: tuple[str, ...] = ("MLFLOW_TRACKING_URI",), **extra: str) -> 
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 """Snakemake through this interpreter (not whatever ``snakemake`` is on PATH)."""
+
+
+class Crash(Exception):
+    """A kill of the training loop right after a checkpoint (``crash_after_checkpoint``)."""
+
+
+def crash_after_checkpoint(monkeypatch, n: int) -> None:
+    """The loop raises ``Crash`` right after writing its ``n``-th checkpoint; later runs checkpoint normally."""
+    from avem.train import loop
+
+    original, written = loop._checkpoint, []
+
+    def checkpoint_then_crash(*args, **kwargs):
+        original(*args, **kwargs)
+        written.append(1)
+        if len(written) == n:
+            monkeypatch.setattr(loop, "_checkpoint", original)
+            raise Crash
+
+    monkeypatch.setattr(loop, "_checkpoint", checkpoint_then_crash)

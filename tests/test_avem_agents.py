@@ -20,6 +20,7 @@ from avem.train import checkpoint, loop
 from avem.train.config import resolve
 from avem.train.replay import ReplayBuffer
 from avem.variants import variant_name, variants
+from tests.conftest import Crash, crash_after_checkpoint
 
 torch.set_num_threads(1)
 
@@ -278,24 +279,6 @@ def test_same_seed_same_initialisation_independent_of_global_rng():
         assert torch.equal(va, vb), k
 
 
-class _Crash(Exception):
-    """A kill right after a checkpoint."""
-
-
-def _crash_after_checkpoint(monkeypatch, n: int) -> None:
-    """The loop raises ``_Crash`` right after writing its ``n``-th checkpoint."""
-    original, written = loop._checkpoint, []
-
-    def checkpoint_then_crash(t):
-        original(t)
-        written.append(t.state.sim_step)
-        if len(written) == n:
-            monkeypatch.setattr(loop, "_checkpoint", original)
-            raise _Crash
-
-    monkeypatch.setattr(loop, "_checkpoint", checkpoint_then_crash)
-
-
 def _agent_modules(out: Path) -> dict:
     return checkpoint.load(out)["agent"]["modules"]
 
@@ -308,8 +291,8 @@ def test_resume_reproduces_an_uninterrupted_run(name, train, calls, monkeypatch)
     run, cfg = _resolve(name, updates_per_step=1.5)
     ref = train(run, cfg, "ref")
     uninterrupted = calls.take()
-    _crash_after_checkpoint(monkeypatch, 2)  # at step 2000: after the first learning episode
-    with pytest.raises(_Crash):
+    crash_after_checkpoint(monkeypatch, 2)  # at step 2000: after the first learning episode
+    with pytest.raises(Crash):
         train(run, cfg, "crashed")
     before = calls.take()
     torch.rand(7), np.random.rand(7)

@@ -20,7 +20,7 @@ from avem.train import loop
 from avem.train.config import resolve
 from avem.train.replay import ReplayBuffer
 from avem.train.schedule import UpdateSchedule
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, Crash, crash_after_checkpoint
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -220,8 +220,6 @@ def test_sb3_sac_polyak_update_every_target_update_every_updates():
 
 
 # ---- exact resume --------------------------------------------------------------------------------
-class _Crash(Exception):
-    pass
 
 
 @pytest.mark.slow
@@ -233,18 +231,9 @@ def test_crash_then_resume_matches_uninterrupted_run(name, tmp_path, monkeypatch
     the checkpoint forgets shows up as a different evaluation."""
     run, cfg = resolve(name, "cartpole-swingup-pos", seed=0, steps=4000, sets=TINY_RUN, tiny=True)
     loop.train(run, cfg, tmp_path / "ref")
-    original, calls = loop._checkpoint, []
-
-    def crashing(*args, **kwargs):
-        original(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Crash
-
-    monkeypatch.setattr(loop, "_checkpoint", crashing)
-    with pytest.raises(_Crash):
+    crash_after_checkpoint(monkeypatch, 3)
+    with pytest.raises(Crash):
         loop.train(run, cfg, tmp_path / "crashed")
-    monkeypatch.setattr(loop, "_checkpoint", original)
     torch.rand(7), np.random.rand(7)  # move the global generators on, as a new process would differ
     loop.train(run, cfg, tmp_path / "crashed")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "crashed" / "eval.csv"), pd.read_csv(tmp_path / "ref" / "eval.csv"))

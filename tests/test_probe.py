@@ -76,6 +76,11 @@ def test_probe_cli_on_a_tiny_sac_run(tmp_path):
 
     bad = _cli("probe", "--run", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "not found" in bad.stderr
+    ckpt = run / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a damaged final checkpoint: refused, never the previous one
+    bad = _cli("probe", "--run", str(run), "--out", str(tmp_path / "p.csv"))
+    assert bad.returncode == 2 and str(ckpt) in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_random_agent_is_not_applicable(tmp_path):

@@ -44,6 +44,14 @@ def save(out: Path, payload: dict) -> None:
     rundir.atomic_write(latest, lambda f: torch.save(payload, f), before_replace=keep_previous)
 
 
+def read(path: Path) -> dict:
+    """One checkpoint file, on the CPU whatever device wrote it; ``CheckpointError`` (one line) if it does not load."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... on damaged files
+        raise CheckpointError(f"{path}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+
+
 def load(out: Path) -> dict:
     """The newest checkpoint of ``out`` that loads: ``checkpoint.pt``, else ``checkpoint.prev.pt``.
 
@@ -58,9 +66,9 @@ def load(out: Path) -> dict:
         if not path.exists():
             continue
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)  # any device's checkpoint
-        except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... on damaged files
-            damaged.append((path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
+            ckpt = read(path)
+        except CheckpointError as e:
+            damaged.append((path, str(e).removeprefix(f"{path}: ")))
             continue
         for bad, why in damaged:
             os.replace(bad, bad.with_name(bad.name + ".damaged"))

@@ -213,24 +213,13 @@ def from_dict(data: dict, agent_sets: dict[str, Any] | None = None) -> tuple[Run
     spec = registry.get(run.agent)
     section = data.get("agent") or {}
     values = {**config_tree.flatten(section), **(agent_sets or {})}
-    settings = config_tree.own_settings(spec.config_cls)
-    own = {k: _coerce(spec.config_cls, k, v) for k, v in values.items() if k in settings}
-    known = config_tree.keys(config_tree.provisional(spec.config_cls, {**spec.defaults, **own}))
     flat = not any(isinstance(v, dict) for v in section.values())
     legacy = config_tree.all_names(spec.config_cls) if flat else set()
-    unknown = [k for k in values if not _names(k, known) and k not in legacy]
-    if unknown:
-        raise ValueError(_not_fields("agent", unknown, spec.config_cls, data))
-    values = {k: v for k, v in values.items() if _names(k, known)}
-    return run, spec.make_config(config_tree.resolve_keys(spec.config_cls, values, _coerce, base=spec.defaults))
-
-
-def _names(key: str, known: dict) -> bool:
-    """Whether ``key`` names a key of ``known`` (an ambiguous one raises ``ValueError``)."""
     try:
-        return bool(config_tree.find(key, known))
-    except KeyError:
-        return False
+        resolved = config_tree.resolve_keys(spec.config_cls, values, _coerce, base=spec.defaults, ignore=legacy)
+    except config_tree.UnknownKeys as e:
+        raise ValueError(_not_fields("agent", e.unknown, spec.config_cls, data)) from None
+    return run, spec.make_config(resolved)
 
 
 def _not_fields(section: str, unknown: list[str], cls: type, data: dict) -> str:

@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from avem.agents import registry
+from avem.config_tree import flatten
 from avem.envs import make_env, parse_task_id
 from avem.models.diagnostics import episode_rows, openloop_errors
 from avem.models.rssm import RSSM
@@ -37,7 +38,7 @@ from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
 from avem.train.replay import ReplayBuffer
 from avem.train.schedule import EpisodeMeans, UpdateSchedule, mean_metrics, scalar_extras
-from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, flatten, tracking_uri
+from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, tracking_uri
 
 HELDOUT_EPISODES = 5
 """Evaluation episodes kept (per evaluation) as held-out data for the model diagnostics."""
@@ -108,7 +109,7 @@ def load_trained(run_dir: str | Path, agent_sets: dict | None = None):
     torch.manual_seed(run.seed)
     _, eval_env = make_envs(run, agent_cfg)
     agent = registry.build(run.agent, eval_env.observation_space, eval_env.action_space, agent_cfg, run.seed)
-    agent.load_state_dict(torch.load(run_dir / rundir.CHECKPOINT, map_location="cpu", weights_only=False)["agent"])
+    agent.load_state_dict(checkpoint.read(run_dir / rundir.CHECKPOINT)["agent"])  # the final one, never the previous
     return run, agent_cfg, agent, eval_env
 
 

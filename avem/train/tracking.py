@@ -134,15 +134,3 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         retry(lambda: self.client.set_terminated(self.run_id, status=status))
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    """``{"run": {"seed": 0}} -> {"run.seed": 0}``."""
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
