@@ -204,3 +204,32 @@ def test_term_panels_have_a_column_per_family_and_one_y_axis_per_row(tmp_path, m
     assert max(len(ax.get_lines()) for ax in grid.flat) <= 4
     kl_z_baselines = grid[0, 0]
     assert not kl_z_baselines.get_lines() and kl_z_baselines.texts[0].get_text() == "not reported"
+
+
+def test_anchors_with_sixteen_agents_label_every_row_and_have_no_legend(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    sources = ("Laskin et al. 2020 (CURL), Table 1", "danijar/dreamerv3 scores/dmc_vision-curl.json.gz (10 seeds)")
+    published = pd.DataFrame([{"task": "cartpole-swingup", "agent": agent, "observation": obs, "steps": steps,
+                               "mean": 100.0 * k + 10, "sd": 20.0, "source": src}
+                              for src in sources for k, (agent, obs) in enumerate([
+                                  ("SAC-state", "full state"), ("PlaNet", "pixels"), ("Dreamer", "pixels"),
+                                  ("CURL", "pixels"), ("DrQ", "pixels"), ("D4PG", "proprio (full state)")])
+                              for steps in (100_000, 500_000)], columns=anchors.ANCHOR_COLUMNS)
+    ev = _eval_table(SIXTEEN, ("cartpole-swingup-pos", "reacher-easy-pos"))
+    entry = anchors.figure(ev, published, [20_000], tmp_path, tmp_path / "t", 0, 20, None, "3 seeds")
+    (fig,) = figs
+    assert not fig.legends and not any(s.legends for s in style._subfigures(fig))
+    assert not any(ax.get_legend() for ax in fig.get_axes())
+    assert fig.get_figwidth() <= 9.0
+    grid = np.array(fig.get_axes()).reshape(2, 3)  # tasks x budgets (20k, 100k, 500k)
+    ours = [A.label(a) for _, members in A.by_family(SIXTEEN) for a in members]
+    theirs = [anchors.row_label(r) for r in published.drop_duplicates(["agent", "source"]).itertuples()]
+    assert len(set(theirs)) == 12
+    for row, marks in zip(grid, (theirs, ["no published anchor"])):
+        assert [t.get_text() for t in row[0].get_yticklabels()] == ours + marks  # every row, on the left
+        assert not any(t.get_visible() for ax in row[1:] for t in ax.get_yticklabels())
+        assert len({ax.get_ylim() for ax in row}) == 1
+    for ax in grid[:, 1:].flat:
+        assert "no run of this study\nreached" in ax.texts[0].get_text()
+    assert len([ln for ln in grid[0, 2].get_lines() if ln.get_marker() not in ("None", "|")]) == 12
+    assert "below it, published anchors" in entry["caption"]
