@@ -46,18 +46,6 @@ rule report_item:
         "cp {input:q} {output:q} 2> {log:q}"
 
 
-rule figures_stamp:
-    """A file that exists only during a `figures` run (temp): collect depends on it there, so the
-    `figures` target always rebuilds the tables and figures."""
-    output:
-        temp(FIGURES_STAMP),
-    log:
-        f"{LOGS}/figures_stamp.log",
-    localrule: True
-    shell:
-        "touch {output:q} 2> {log:q}"
-
-
 rule figures:
     """Target: every figure and statistics table, from the runs already on disk (no training)."""
     input:
