@@ -104,11 +104,11 @@ def import_runs(results_dir: str | Path, uri: str | None = None) -> dict[str, li
     (present: already in the store; skipped: not ended)."""
     from mlflow.tracking import MlflowClient
 
+    from avem.config_tree import flatten
     from avem.study import default_tracking_uri
     from avem.train import config
     from avem.train.loop import run_identity
     from avem.train.retry import retry
-    from avem.config_tree import flatten
     from avem.train.tracking import Tracker, ensure_experiment, runs_of_dir
 
     uri = uri or default_tracking_uri(results_dir)
