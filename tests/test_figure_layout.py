@@ -9,22 +9,26 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 from analysis import agents as A
 from analysis import style
-from analysis.figures import aggregates, anchors, curves, terms
+from analysis.figures import aggregates, anchors, curves, model_quality, terms
 
 
-def _term_table(agents=("sac", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan")) -> pd.DataFrame:
-    """Binned-terms rows (``terms.TERM_COLUMNS``) for every objective term, one task, a few agents."""
+def _term_table(agents=("sac", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"), names=terms.OBJECTIVE_TERMS,
+                tasks=("cartpole-swingup-pos",)) -> pd.DataFrame:
+    """Binned-terms rows (``terms.TERM_COLUMNS``) for every term of ``names`` (default: the objective's), every task
+    of ``tasks`` (default: one) and every agent of ``agents`` (default: a few)."""
     rows = []
-    for k, agent in enumerate(agents):
-        for i, term in enumerate(terms.OBJECTIVE_TERMS):
-            for step in np.linspace(1000.0, 30000.0, 30):
-                m = (k + 1) * np.log1p(step) / (i + 1)
-                rows.append({"task": "cartpole-swingup-pos", "agent": agent, "term": term, "step": step,
-                             "n_seeds": 3, "mean": m, "ci_low": m - 0.3, "ci_high": m + 0.3})
+    for task in tasks:
+        for k, agent in enumerate(agents):
+            for i, term in enumerate(names):
+                for step in np.linspace(1000.0, 30000.0, 30):
+                    m = (k + 1) * np.log1p(step) / (i + 1)
+                    rows.append({"task": task, "agent": agent, "term": term, "step": step,
+                                 "n_seeds": 3, "mean": m, "ci_low": m - 0.3, "ci_high": m + 0.3})
     return pd.DataFrame(rows, columns=terms.TERM_COLUMNS)
 
 
@@ -204,6 +208,45 @@ def test_term_panels_have_a_column_per_family_and_one_y_axis_per_row(tmp_path, m
     assert max(len(ax.get_lines()) for ax in grid.flat) <= 4
     kl_z_baselines = grid[0, 0]
     assert not kl_z_baselines.get_lines() and kl_z_baselines.texts[0].get_text() == "not reported"
+
+
+def _rows(fig) -> list[tuple[str | None, str]]:
+    """``[(task heading above it, y label)]`` of every visible panel that carries a y label, top to bottom (the
+    heading: the text of the nearest axis-less heading axes above; None when there is none)."""
+    marks = [(ax.get_position().y0, ax) for ax in fig.get_axes() if ax.get_visible()]
+    out, task = [], None
+    for _, ax in sorted(marks, key=lambda m: -m[0]):
+        if not ax.axison and ax.texts:
+            task = ax.texts[0].get_text()
+        elif ax.get_ylabel():
+            out.append((task, ax.get_ylabel()))
+    return out
+
+
+@pytest.mark.parametrize("names", ["objective terms", "model quality"])
+def test_term_panels_with_two_tasks_keep_family_columns_and_a_row_per_task_and_term(tmp_path, monkeypatch, names):
+    """Two tasks and every registered agent: at most 4 family columns within 9 in; the tasks' blocks of term rows
+    go down the figure, each under its task's name (model quality: the agents with a world model, log y)."""
+    figs = _captured(monkeypatch)
+    tasks = ("cartpole-swingup-pos", "reacher-easy-pos")
+    if names == "objective terms":
+        labels, agents, kw = terms.OBJECTIVE_TERMS, SIXTEEN, {}
+    else:
+        labels = {n: v[2] for n, v in model_quality.RATIOS.items()}
+        agents, kw = [a for a in SIXTEEN if a.startswith("avem-gen-") or a in A.MODEL_BASED], {"reference": 1.0,
+                                                                                            "log_y": True}
+    table = _term_table(agents, labels, tasks)
+    terms.line_panels(table, list(labels), labels, "title", "stem", tmp_path, None, **kw)
+    (fig,) = figs
+    assert fig.get_figwidth() <= 9.0
+    shown = [ax for ax in fig.get_axes() if ax.get_visible() and ax.axison]
+    assert len({ax.get_position().x0 for ax in shown}) <= 4
+    assert len(shown) == len(tasks) * len(labels) * len(A.by_family(agents))  # every family on every task's rows
+    rows = _rows(fig)
+    wanted = [(task, style.wrap(labels[n], 22)) for task in tasks for n in labels]
+    assert set(rows) == set(wanted) and len(rows) % len(wanted) == 0  # once per block of family columns
+    assert {" ".join(title.split()) for title in _panels(fig)} == {A.family_title(f) for f, _ in A.by_family(agents)}
+    assert max(len(ax.get_lines()) for ax in shown) <= 4 + 1  # a family's lines (+ the reference line)
 
 
 def test_anchors_with_sixteen_agents_label_every_row_and_have_no_legend(tmp_path, monkeypatch):

@@ -4,8 +4,9 @@ Every generative agent logs, per training episode, the mean squared error of its
 open-loop predictions on held-out evaluation episodes, and the same error of the naive
 "the last value repeats" prediction. The figure shows their ratio at 5 agent steps ahead
 (below 1: the model has learned dynamics; above 1: it predicts worse than standing still), for
-observations (top row) and rewards (bottom row); one column per task and agent family, one line
-per agent, binned and bootstrapped over seeds as in the terms figure.
+observations (top row) and rewards (bottom row); one column per agent family (with several tasks:
+these two rows per task, ``terms.line_panels``), one line per agent, binned and bootstrapped over
+seeds as in the terms figure.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def figure(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, re
     files = T.line_panels(table, names, {n: v[2] for n, v in RATIOS.items()}, title, "model_quality", out_dir, note,
                           reference=1.0, log_y=True)
     agents = ", ".join(A.order(table["agent"].unique()))
-    caption = (f"How well each generative agent's world model ({agents}) predicts, per task and agent family (columns, one y axis per row): the mean "
+    one = "per task and agent family (columns, one y axis per row)"
+    caption = (f"How well each generative agent's world model ({agents}) predicts, {T.layout_words(table, one, 'ratio')}: the mean "
                "squared error of the prior's open-loop prediction 5 agent steps ahead, started from posterior "
                "states of held-out evaluation episodes and driven by their true actions, divided by the error of "
                "repeating the last observation (top) or reward (bottom), on a log scale; the dashed line at 1 is that naive "
