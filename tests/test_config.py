@@ -153,19 +153,21 @@ ADDED_SINCE_FLAT = {"control_info_gain": True}
 
 
 def test_every_committed_run_config_loads_with_the_values_it_was_written_with():
-    """The committed runs were written in the flat layout (every field at the top of ``agent``): each loads,
-    every field its agent still holds keeps its value (a field added since takes the default that reproduces
-    the run), and the nested form reads back the same."""
+    """The committed runs, written in the flat layout (every field at the top of ``agent``) or the nested one:
+    each loads, every field its agent still holds keeps its value (a field added since a flat run takes the
+    default that reproduces the run), and the nested form reads back the same."""
     from avem import config_tree
     assert len(COMMITTED) >= 26
+    assert any(isinstance(v, dict) for p in COMMITTED for v in yaml.safe_load(p.read_text())["agent"].values())
     for path in COMMITTED:
         data = yaml.safe_load(path.read_text())
         run, cfg = from_dict(data)
         nested = to_dict(run, cfg)
         held = {k.rsplit(".", 1)[-1]: v for k, v in config_tree.flatten(nested["agent"]).items()}
-        written = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["agent"].items() if k in held}
+        leaves = {k.rsplit(".", 1)[-1]: v for k, v in config_tree.flatten(data["agent"]).items()}
+        written = {k: (list(v) if isinstance(v, tuple) else v) for k, v in leaves.items() if k in held}
         assert written == {k: held[k] for k in written}, path
-        assert {k: held[k] for k in set(held) - set(data["agent"])}.items() <= ADDED_SINCE_FLAT.items(), path
+        assert {k: held[k] for k in set(held) - set(leaves)}.items() <= ADDED_SINCE_FLAT.items(), path
         assert from_dict(nested) == (run, cfg), path
 
 
