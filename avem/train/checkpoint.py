@@ -17,7 +17,11 @@ from avem.train import rundir
 
 
 class CheckpointError(RuntimeError):
-    """No checkpoint of the run directory loads, or a new one came out unreadable."""
+    """No checkpoint of the run directory loads, or a new one came out unreadable. ``why``: the cause, one line."""
+
+    def __init__(self, message: str, why: str = ""):
+        super().__init__(message)
+        self.why = why or message
 
 
 def verify(path: Path) -> None:
@@ -49,7 +53,8 @@ def read(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... on damaged files
-        raise CheckpointError(f"{path}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: {why}", why) from None
 
 
 def load(out: Path) -> dict:
@@ -68,7 +73,7 @@ def load(out: Path) -> dict:
         try:
             ckpt = read(path)
         except CheckpointError as e:
-            damaged.append((path, str(e).removeprefix(f"{path}: ")))
+            damaged.append((path, e.why))
             continue
         for bad, why in damaged:
             os.replace(bad, bad.with_name(bad.name + ".damaged"))
