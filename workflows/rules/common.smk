@@ -92,17 +92,28 @@ def figures_only():
 
 
 
+_STAMPED = []
+
+
+def _stamp_figures_run():
+    """Rewrite FIGURES_STAMP with new content, once per invocation (the input function runs several times per
+    DAG), so `collect` always reruns: Snakemake reruns a job for a newer input only if its checksum changed, and
+    does not remake a missing temp file whose consumers exist."""
+    if _STAMPED:
+        return
+    os.makedirs(os.path.dirname(FIGURES_STAMP), exist_ok=True)
+    with open(FIGURES_STAMP, "w") as f:
+        f.write(f"{time.time_ns()}\n")
+    _STAMPED.append(FIGURES_STAMP)
+
+
 def collect_inputs(wildcards):
     """Every expected run (and probe); with the `figures` target only the runs already on disk,
     through their run.json, which no rule writes, so nothing is trained or probed, plus a fresh
     stamp (FIGURES_STAMP, touched here), so the tables are always rebuilt: on a clean clone the files'
     timestamps (git checkout order) say nothing about which is newer."""
     if figures_only():
-        # rewritten now with new content, so `collect` always reruns: Snakemake reruns a job for a newer input
-        # only if its checksum changed, and does not remake a missing temp file whose consumers exist
-        os.makedirs(os.path.dirname(FIGURES_STAMP), exist_ok=True)
-        with open(FIGURES_STAMP, "w") as f:
-            f.write(f"{time.time_ns()}\n")
+        _stamp_figures_run()
         return [FIGURES_STAMP] + [
             f"{r.path(RUNS)}/{rundir.RUN_JSON}"
             for r in STUDY.runs()
