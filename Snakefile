@@ -30,7 +30,8 @@ report: "workflows/report/workflow.rst"
 rule all:
     """Every stage: runs, probes, tables, figures and their report copies (see common.smk)."""
     input:
-        all_targets,
+        all_targets(),
+        report_items,
     default_target: True
 
 

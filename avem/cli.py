@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="the agent's tiny preset (small sizes for smoke tests), under any --set")
         if name == "train":
             t.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+            t.add_argument("--no-tracking", dest="tracking", action="store_false",
+                           help="no MLflow run: write only the run directory (load it later with avem mlflow-import)")
     pr = sub.add_parser("probe", help="linear probes from a trained run's latent state (writes probe.csv)")
     pr.add_argument("--run", required=True, type=Path, help="trained run directory (config.yaml + checkpoint.pt)")
     pr.add_argument("--out", type=Path, default=None, help="output CSV (default: RUN/probe.csv)")
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from avem.train.checkpoint import CheckpointError
     from avem.train.loop import train
     try:
-        result = train(run, agent_cfg, args.out)
+        result = train(run, agent_cfg, args.out, tracking=args.tracking)
     except faults.RunEnded as e:
         print(f"avem: {args.out}: {e}", file=sys.stderr)
         return e.exit_code

@@ -329,6 +329,33 @@ def test_concurrent_jobs_lose_nothing_in_one_store(tmp_path: Path) -> None:
             assert got == expected, (out.name, key)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_tracking_after_imports_every_run_once_at_the_end(tmp_path: Path) -> None:
+    """`tracking: after`: training jobs run with --no-tracking (run.json names no MLflow run, the store is
+    not their input) and one mlflow_import job loads every run into the study's store; run again after a
+    new seed is added, it imports only that one."""
+    from mlflow.tracking import MlflowClient
+
+    cfg = {**ci_config(), "agents": {"random": None}, "seeds": [0], "tracking": "after",
+           "probe": {"agents": [], "tasks": None, "episodes": 2}}
+    target = f"{cfg['results_dir']}/mlflow/imported.txt"
+    r = snakemake(tmp_path, "--cores", "2", target, "--configfile", str(write_config(tmp_path, cfg)))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = tmp_path / cfg["results_dir"]
+    info = json.loads((res / "runs" / "cartpole-swingup-pos" / "random" / "seed0" / "run.json").read_text())
+    assert info["status"] == "finished" and "mlflow_run_id" not in info
+    assert "1 runs imported" in (tmp_path / target).read_text()
+    cfg["seeds"] = [0, 1]
+    r = snakemake(tmp_path, "--cores", "2", target, "--configfile", str(write_config(tmp_path, cfg)))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / target).read_text().startswith("1 runs imported, 1 already in the store")
+    store = json.loads((res / "mlflow" / "store.json").read_text())
+    runs = MlflowClient(store["tracking_uri"]).search_runs([store["experiment_id"]])
+    assert len(runs) == 2 and {m.info.status for m in runs} == {"FINISHED"}
+    assert all(m.data.tags["imported"] == "true" and "eval/return_mean" in m.data.metrics for m in runs)
+
+
 # ---- the CI study, for real, through every stage ---------------------------------------------
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:

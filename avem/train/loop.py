@@ -38,7 +38,7 @@ from avem.train.config import RunConfig, to_dict
 from avem.train.provenance import provenance
 from avem.train.replay import ReplayBuffer
 from avem.train.schedule import EpisodeMeans, UpdateSchedule, mean_metrics, scalar_extras
-from avem.train.tracking import RUN_DIR_TAG, Tracker, adopt_run, tracking_uri
+from avem.train.tracking import RUN_DIR_TAG, Tracker, Untracked, adopt_run, tracking_uri
 
 HELDOUT_EPISODES = 5
 """Evaluation episodes kept (per evaluation) as held-out data for the model diagnostics."""
@@ -210,15 +210,16 @@ class _Training:
     eval_env: object
     buffer: ReplayBuffer
     rng: np.random.Generator
-    tracker: Tracker
+    tracker: Tracker | Untracked
     state: LoopState
     progress: _Progress
     stop: faults.StopSignals
     schedule: UpdateSchedule
 
 
-def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
-    """Train ``run`` into directory ``out`` (resuming from its checkpoint if present).
+def train(run: RunConfig, agent_cfg, out: str | Path, tracking: bool = True) -> dict:
+    """Train ``run`` into directory ``out`` (resuming from its checkpoint if present); ``tracking=False``:
+    no MLflow run, only the run directory (``avem mlflow-import`` loads it later).
 
     Returns ``run.json``'s content. Raises ``rundir.RunDirError`` before writing anything if
     ``out`` holds another configuration, ``faults.AlreadyFailed`` if its run failed, and
@@ -241,7 +242,7 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     if status == "new":
         rundir.atomic_text(out / rundir.CONFIG, yaml.safe_dump({**resolved, "provenance": provenance()},
                                                                sort_keys=False))
-    t = _start(run, agent_cfg, out, device, resume=status == "resume")
+    t = _start(run, agent_cfg, out, device, resume=status == "resume", tracking=tracking)
     try:
         with t.stop, faults.nan_guard(lambda: t.state.sim_step):
             _train_episodes(t)
@@ -253,7 +254,7 @@ def train(run: RunConfig, agent_cfg, out: str | Path) -> dict:
     return _finish(t)
 
 
-def _start(run: RunConfig, agent_cfg, out: Path, device: str, resume: bool) -> _Training:
+def _start(run: RunConfig, agent_cfg, out: Path, device: str, resume: bool, tracking: bool = True) -> _Training:
     """Everything a run moves, built (from the run's checkpoint if ``resume``); run.json and MLflow say it runs."""
     torch.set_num_threads(run.threads)
     torch.manual_seed(run.seed)
@@ -264,7 +265,7 @@ def _start(run: RunConfig, agent_cfg, out: Path, device: str, resume: bool) -> _
     rng = np.random.default_rng([run.seed, 7])  # the loop's own generator: warm-up actions
     state = _restore(out, agent, buffer, env, rng, device) if resume else LoopState()
     devices = _devices(out, device)
-    tracker = _tracker(run, to_dict(run, agent_cfg), out)
+    tracker = _tracker(run, to_dict(run, agent_cfg), out) if tracking else Untracked()
     tracker.set_tag("device", ",".join(devices))
     rundir.write_run_json(out, mlflow_run_id=tracker.run_id, tracking_uri=tracker.uri, experiment=run.experiment,
                           status="running", reason=None, devices=devices)

@@ -4,6 +4,10 @@ The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set, else a SQLite stor
 run's output directory. Every call to the store is retried with back-off, so a transient
 "database is locked" from a shared SQLite file loses nothing.
 
+A run trained with ``avem train --no-tracking`` has no MLflow run (``Untracked``): it writes only its
+run directory, which ``avem mlflow-import`` loads into a store after the fact (the quick study does
+so: one process pays MLflow's start-up instead of every job).
+
 Every run carries the tag ``run_dir`` (the run directory's absolute path). A run killed after
 its MLflow run was created but before ``run.json`` named it leaves that run RUNNING; the next
 start adopts it (``adopt_run``), so one run directory maps to one MLflow run.
@@ -134,3 +138,26 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         retry(lambda: self.client.set_terminated(self.run_id, status=status))
+
+
+class Untracked:
+    """The ``Tracker`` interface doing nothing: a run that writes only its run directory (run.json names no
+    MLflow run; ``avem mlflow-import`` loads the directory later). MLflow is never imported."""
+
+    run_id: str | None = None
+    uri: str | None = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_history(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        pass
+
+    def log_artifact(self, path: Path, subdir: str | None = None) -> None:
+        pass
+
+    def set_tag(self, key: str, value: str) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED") -> None:
+        pass

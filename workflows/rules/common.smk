@@ -48,6 +48,10 @@ TRACKING_URI = (
     or avem_study.default_tracking_uri(RESULTS)
 )
 
+# tracking: after -> training jobs write only their run directories; rule mlflow_import loads them at the end.
+TRACK_AFTER = config["tracking"] == "after"
+IMPORTED = f"{RESULTS}/mlflow/imported.txt"
+
 ANCHORS = config["anchors"]
 if not os.path.isabs(ANCHORS):
     ANCHORS = os.path.join(workflow.basedir, ANCHORS)
@@ -69,8 +73,9 @@ def train_store(wildcards):
     result, never trained again, and does not need it: where the store does not exist yet (a clean clone holding
     committed runs) its job gets no input, so creating the store for the missing runs does not
     make it out of date; where the store exists the input is the one Snakemake recorded when the
-    run was trained, so its metadata sees no change either."""
-    if avem_results.has_ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE):
+    run was trained, so its metadata sees no change either. With `tracking: after` no job needs it (rule
+    mlflow_import does)."""
+    if TRACK_AFTER or (avem_results.has_ended(RUN_DIR.format(**wildcards)) and not os.path.exists(STORE)):
         return []
     return ancient(STORE)
 
@@ -133,10 +138,11 @@ def report_items(wildcards):
     return [f"{REPORT_ITEMS}/{key}" for key in manifest_items()]
 
 
-def all_targets(wildcards):
+def all_targets():
+    """The targets known before any job runs (the report copies wait for the `plot` checkpoint: report_items)."""
     return [
         f"{TABLES}/eval.csv",
         f"{TABLES}/metrics.csv",
         f"{TABLES}/runs.csv",
         f"{TABLES}/probe.csv",
-    ] + report_items(wildcards)
+    ] + ([IMPORTED] if TRACK_AFTER else [])

@@ -39,6 +39,7 @@ rule train:
         steps=lambda wc: STUDY.steps_of(wc.agent),
         sets=lambda wc: STUDY.set_args(wc.agent),
         uri=TRACKING_URI,
+        tracking="--no-tracking" if TRACK_AFTER else "",
     threads: lambda wc: STUDY.threads_of(wc.agent)
     resources:
         mem_mb=lambda wc: STUDY.resources_of(wc.agent).get("mem_mb", 4000),
@@ -49,7 +50,25 @@ rule train:
     shell:
         "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {wildcards.agent:q}"
         " --task {wildcards.task:q} --seed {wildcards.seed} --steps {params.steps}"
-        " --out {params.out:q} {params.sets} > {log:q} 2>&1 || test $? -eq 3"
+        " --out {params.out:q} {params.tracking} {params.sets} > {log:q} 2>&1 || test $? -eq 3"
+
+
+rule mlflow_import:
+    """`tracking: after`: every ended run of the study loaded into its MLflow store by one process
+    (`avem mlflow-import`; a run already there is kept, so a rerun imports only the new ones)."""
+    input:
+        store=STORE,
+        runs=lambda wc: run_outputs(STUDY.runs()),
+    output:
+        IMPORTED,
+    log:
+        f"{LOGS}/mlflow_import.log",
+    params:
+        results=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),  # RESULTS (IMPORTED's dir's parent)
+        uri=TRACKING_URI,
+    localrule: True
+    shell:
+        "avem mlflow-import {params.results:q} --tracking-uri {params.uri:q} > {output:q} 2> {log:q}"
 
 
 rule probe:
