@@ -2,7 +2,7 @@
 
     python -m analysis collect --runs RUNS_DIR --expected EXPECTED.csv --out TABLES_DIR
     python -m analysis figures --tables TABLES_DIR --out FIGURES_DIR --budgets 100000 500000 \\
-        --anchors ANCHORS.csv --seed 0 [--reps 2000]
+        --anchors ANCHORS.csv --seed 0 [--reps 2000] [--workers 2]
 
 ``figures`` needs only the tables, so every figure regenerates from existing results without
 training. Errors exit with status 2 and a one-line message.
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--anchors", type=Path, default=None, help="published anchors CSV (task,agent,observation,steps,mean,sd,source)")
     f.add_argument("--seed", type=int, default=0, help="seed of every bootstrap")
     f.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    f.add_argument("--workers", type=int, default=1, help="processes drawing figures at once (same files)")
     return p
 
 
@@ -45,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.out}: {len(tables['runs'])} runs (" +
                   ", ".join(f"{int(counts[s])} {s}" for s in tidy.STATUSES if s in counts.index) + ")")
             return 0
-        if any(b <= 0 for b in args.budgets) or args.reps < 1 or args.seed < 0:
-            raise ValueError("budgets and --reps must be positive and --seed non-negative")
+        if any(b <= 0 for b in args.budgets) or args.reps < 1 or args.seed < 0 or args.workers < 1:
+            raise ValueError("budgets, --reps and --workers must be positive and --seed non-negative")
         from analysis.figures import make_all
-        manifest = make_all(args.tables, args.out, sorted(set(args.budgets)), args.anchors, args.seed, args.reps)
+        manifest = make_all(args.tables, args.out, sorted(set(args.budgets)), args.anchors, args.seed, args.reps,
+                            args.workers)
         print(f"{args.out}: {len(manifest)} figure files; manifest.json written")
         return 0
     except (FileNotFoundError, ValueError) as e:

@@ -212,13 +212,13 @@ def test_figures_regenerate_identically(study, tmp_path):
     for name in ("eval", "metrics", "runs", "probe"):
         (copy / f"{name}.csv").write_bytes((tables / f"{name}.csv").read_bytes())
     r = _cli("figures", "--tables", copy, "--out", tmp_path / "figs", "--budgets", 100000, 500000,
-             "--anchors", ANCHORS, "--seed", 0, "--reps", 200)
+             "--anchors", ANCHORS, "--seed", 0, "--reps", 200, "--workers", 2)  # the fixture drew them in one
     assert r.returncode == 0, r.stderr
     for stem in TABLES:
         for ext in ("csv", "md"):
             assert (copy / f"{stem}.{ext}").read_bytes() == (tables / f"{stem}.{ext}").read_bytes(), f"{stem}.{ext}"
     assert (tmp_path / "figs" / "manifest.json").read_bytes() == (figs / "manifest.json").read_bytes()
-    # Images too, from another process: no time stamps, and one frozen, snapped layout (style.freeze_layout)
+    # Images too, from other processes: no time stamps, and one frozen, snapped layout (style.freeze_layout)
     images = sorted(p.name for p in figs.iterdir() if p.suffix in (".png", ".pdf"))
     assert len(images) == 2 * len(FIGURES)
     for name in images:

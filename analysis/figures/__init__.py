@@ -48,9 +48,20 @@ def presets_note(runs: pd.DataFrame) -> str:
     return " Presets: " + "; ".join(f"{agent}: {preset}" for agent, preset in items) + "." if items else ""
 
 
+def _aggregates_and_ablations(ev, runs, budgets, out_dir, tables_dir, seed, reps, missing, seeds) -> list[dict]:
+    entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds)
+    return entries + ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)
+
+
+def _as_list(fn, *args) -> list[dict]:
+    out = fn(*args)
+    return out if isinstance(out, list) else [out]
+
+
 def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: Path | None = None,
-             seed: int = 0, reps: int = 2000) -> list[dict]:
-    """Write every figure to ``out_dir`` and every statistics table to ``tables_dir``; returns the manifest."""
+             seed: int = 0, reps: int = 2000, workers: int = 1) -> list[dict]:
+    """Write every figure to ``out_dir`` and every statistics table to ``tables_dir``; returns the manifest.
+    ``workers`` > 1 draws independent figures in that many processes (same files: every bootstrap has its own seed)."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t = load_tables(tables_dir)
@@ -63,15 +74,24 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
                       tables_dir, "missing_runs", "Expected runs that are missing, failed or unfinished")
     missing = tidy.missing_note(runs)
     seeds = curves.seeds_text(ev)
+    common = (out_dir, tables_dir, seed, reps, missing)
+    jobs = [  # (function, args) in manifest order; each writes its own files and tables
+        (curves.figure, (ev, anchor_df, *common, runs)),
+        (_aggregates_and_ablations, (ev, runs, budgets, *common, seeds)),
+        (terms.figures, (t["metrics"], *common, seeds, ("terms",))),  # the two heaviest figures, apart
+        (terms.figures, (t["metrics"], *common, seeds, ("losses",))),
+        (probes.figure, (t["probe"], runs, *common)),
+        (model_quality.figure, (t["metrics"], *common, seeds)),
+        (anchors.figure, (ev, anchor_df, budgets, *common, seeds)),
+    ]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
 
-    entries = [curves.figure(ev, anchor_df, out_dir, tables_dir, seed, reps, missing, runs)]
-    agg_entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds)
-    entries += agg_entries
-    entries += ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)
-    entries += terms.figures(t["metrics"], out_dir, tables_dir, seed, reps, missing, seeds)
-    entries += probes.figure(t["probe"], runs, out_dir, tables_dir, seed, reps, missing)
-    entries.append(model_quality.figure(t["metrics"], out_dir, tables_dir, seed, reps, missing, seeds))
-    entries.append(anchors.figure(ev, anchor_df, budgets, out_dir, tables_dir, seed, reps, missing, seeds))
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            results = [f.result() for f in [pool.submit(_as_list, fn, *args) for fn, args in jobs]]
+    else:
+        results = [_as_list(fn, *args) for fn, args in jobs]
+    entries = [e for r in results for e in r]
 
     n_bad = len(bad)
     suffix = presets_note(runs) + (

@@ -290,13 +290,16 @@ def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str,
 
 
 def figures(metrics: pd.DataFrame, out_dir: Path, tables_dir: Path, seed: int, reps: int, note: str | None,
-            seeds_text: str) -> list[dict]:
-    """The ``terms`` and ``losses`` figures, ``terms``/``terms_final``/``losses`` tables; manifest entries."""
+            seeds_text: str, stems: tuple[str, ...] = ("terms", "losses")) -> list[dict]:
+    """The ``terms`` and ``losses`` figures (those named in ``stems``), ``terms``/``terms_final``/``losses``
+    tables; manifest entries."""
     objective, other = term_names(metrics) if not metrics.empty else ([], [])
     entries = []
     for stem, terms, labels, title in (
             ("terms", objective, OBJECTIVE_TERMS, "The objective's terms over training (per training episode)"),
             ("losses", other, {}, "Other training losses and diagnostics (per training episode)")):
+        if stem not in stems:
+            continue
         table = binned(metrics, terms, seed, reps) if terms else pd.DataFrame(columns=TERM_COLUMNS)
         final = final_values(metrics, terms, seed, reps) if terms else pd.DataFrame(columns=FINAL_COLUMNS)
         style.write_table(table, tables_dir, stem, title + ": binned mean, 95% bootstrap CI over seeds")

@@ -20,11 +20,12 @@ checkpoint plot:
         tables=lambda wc, input: os.path.dirname(input.evals),
         budgets=" ".join(str(b) for b in STUDY.budgets),
         seed=config["figure_seed"],
+    threads: 2  # independent figures drawn in 2 processes (the same files as 1); capped at --cores
     localrule: True
     shell:
         "python -m analysis figures --tables {params.tables:q} --out {output:q}"
         " --budgets {params.budgets} --anchors {input.anchors:q} --seed {params.seed}"
-        " > {log:q} 2>&1"
+        " --workers {threads} > {log:q} 2>&1"
 
 
 rule report_item:
