@@ -6,7 +6,7 @@ library (`rliable/metrics.py`, `rliable/library.py`).
 
 Why hand-written: rliable cannot be imported next to pandas 3 (which this
 project uses), so the few pieces we need are re-implemented here with
-numpy + scipy only.
+numpy only (the IQM repeats scipy.stats.trim_mean's numpy path; tests compare the two).
 
 Conventions
 -----------
@@ -30,7 +30,6 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-import scipy.stats
 
 __all__ = [
     "AGGREGATE_NAMES",
@@ -158,9 +157,12 @@ def median(scores) -> float:
 def iqm(scores) -> float:
     """Interquartile mean of all runs x tasks entries (rliable ``aggregate_iqm``):
     ``scipy.stats.trim_mean(scores, 0.25, axis=None)``, i.e. ``floor(0.25 * runs * tasks)`` sorted
-    entries cut from each end and the rest averaged."""
-    s = _as_scores(scores)
-    return float(scipy.stats.trim_mean(s, proportiontocut=0.25, axis=None))
+    entries cut from each end and the rest averaged. Computed as scipy's numpy path does (the same
+    partition and mean, so the same bits) without its argument wrapper, which cost ~0.6 ms per call
+    and most of a bootstrap's time."""
+    a = _as_scores(scores).ravel()
+    cut = int(0.25 * a.size)
+    return float(np.mean(np.partition(a, (cut, a.size - cut - 1))[cut:a.size - cut]))
 
 
 def optimality_gap(scores, gamma: float = 1.0) -> float:
