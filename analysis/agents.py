@@ -16,7 +16,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from avem.variants import SWITCHES, variants
+from avem.variants import SWITCHES as NAMED_SWITCHES
+from avem.variants import study_agent, variants
 
 _VARIANTS = variants()
 
@@ -43,32 +44,54 @@ _FALLBACK = ["#bcbd22", "#17becf", "#ff7f0e", "#7f7f7f", "#dbdb8d", "#9edae5"]
 
 @dataclass(frozen=True)
 class Switches:
-    """The four ablation switches of an AVEM agent (``None`` for a non-AVEM agent)."""
+    """The ablation switches of an AVEM agent (``None`` for a non-AVEM agent): the four its name encodes, and
+    whether its planner is paid the information gain."""
 
     model: str
     marginal_likelihood: bool
     action_prior: str
     planning: bool
+    control_info_gain: bool = True
+    """``ml.control_info_gain``; only a planning marginal-likelihood agent can be without it (every other agent's
+    planner, if any, has no information gain to drop), so it is True for all others."""
+
+
+SWITCHES: tuple[str, ...] = (*NAMED_SWITCHES, "control_info_gain")
+"""The switches, as columns of runs.csv and as the ablations pair them."""
 
 
 def switches_from_name(agent: str) -> Switches | None:
-    """The switches of an AVEM variant name (``avem.variants``); None for baselines and unknown names."""
-    sw = _VARIANTS.get(agent)
+    """The switches of an AVEM variant name (``avem.variants``; a study variant ``NAME.TAG`` counts as NAME,
+    its config tells the rest); None for baselines and unknown names."""
+    sw = _VARIANTS.get(base(agent))
     return Switches(**sw) if sw is not None else None
+
+
+def base(agent: str) -> str:
+    """The registered agent of a study label (``NAME.TAG`` -> ``NAME``): what its colour and family follow."""
+    return study_agent(agent)[0]
+
+
+def is_variant(agent: str) -> bool:
+    """A study variant ``NAME.TAG`` of a registered agent (drawn dash-dotted, paired only with NAME)."""
+    return base(agent) != agent
 
 
 def switches_from_config(agent_section: dict | None) -> Switches | None:
     """Switches from a run's ``config.yaml`` ``agent`` section; None when it lacks any of them."""
-    if not isinstance(agent_section, dict) or not all(k in agent_section for k in SWITCHES):
+    if not isinstance(agent_section, dict) or not all(k in agent_section for k in NAMED_SWITCHES):
         return None
-    return Switches(str(agent_section["model"]), bool(agent_section["marginal_likelihood"]),
-                    str(agent_section["action_prior"]), bool(agent_section["planning"]))
+    ml, plan = bool(agent_section["marginal_likelihood"]), bool(agent_section["planning"])
+    ml_block = agent_section.get("ml") if isinstance(agent_section.get("ml"), dict) else agent_section  # nested or flat
+    info_gain = bool(ml_block.get("control_info_gain", True)) or not (ml and plan)
+    return Switches(str(agent_section["model"]), ml, str(agent_section["action_prior"]), plan, info_gain)
 
 
 def sort_key(agent: str) -> tuple:
-    """Display order: baselines (random, sac, sb3-sac, sac-state, planet, dreamer), AVEM variants by family, others."""
-    if agent in BASELINES:
-        return (0, list(BASELINES).index(agent), agent)
+    """Display order: baselines (random, sac, sb3-sac, sac-state, planet, dreamer), AVEM variants by family, others;
+    a study variant ``NAME.TAG`` right after NAME (names sort before their ``.TAG`` variants)."""
+    if base(agent) in BASELINES:
+        return (0, list(BASELINES).index(base(agent)), agent)
     sw = switches_from_name(agent)
     if sw is not None:
         fam = list(_FAMILY).index((sw.model, sw.marginal_likelihood))
@@ -82,9 +105,9 @@ def order(agents) -> list[str]:
 
 
 def colour(agent: str) -> str:
-    """The agent's colour: a pure function of its name (see the module docstring)."""
-    if agent in BASELINES:
-        return BASELINES[agent]
+    """The agent's colour: a pure function of its name (see the module docstring); a variant has NAME's."""
+    if base(agent) in BASELINES:
+        return BASELINES[base(agent)]
     sw = switches_from_name(agent)
     if sw is not None:
         shades = _FAMILY[(sw.model, sw.marginal_likelihood)]
@@ -93,7 +116,10 @@ def colour(agent: str) -> str:
 
 
 def linestyle(agent: str) -> str:
-    """Solid for planning agents and baselines, dashed for AVEM variants without planning, dotted for sb3-sac."""
+    """Solid for planning agents and baselines, dashed for AVEM variants without planning, dotted for sb3-sac,
+    dash-dotted for a study variant ``NAME.TAG`` (NAME's colour and marker)."""
+    if is_variant(agent):
+        return "-."
     if agent == "sb3-sac":
         return ":"
     sw = switches_from_name(agent)
@@ -104,7 +130,7 @@ def marker(agent: str) -> str:
     """Marker shape, distinct per switch combination so colour is not the only cue."""
     sw = switches_from_name(agent)
     if sw is None:
-        return _BASELINE_MARKERS.get(agent, "H")
+        return _BASELINE_MARKERS.get(base(agent), "H")
     return {("uniform", False): "o", ("uniform", True): "^",
             ("learned", False): "D", ("learned", True): "v"}[(sw.action_prior, sw.planning)]
 
@@ -117,9 +143,9 @@ def label(agent: str) -> str:
 def family(agent: str) -> str:
     """The agent's family (one of ``FAMILIES``): model-free and model-based baselines, and the AVEM variants
     grouped by model and planning as their name encodes them (``avem.variants``); unknown names: 'other'."""
-    if agent in MODEL_BASED:
+    if base(agent) in MODEL_BASED:
         return "model-based baselines"
-    if agent in BASELINES:
+    if base(agent) in BASELINES:
         return "baselines"
     sw = switches_from_name(agent)
     if sw is None:

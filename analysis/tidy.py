@@ -70,8 +70,7 @@ def _switches(agent: str, config: dict | None) -> dict:
         sw, source = switches_from_name(agent), "name"
     if sw is None:
         return {**{k: "" for k in SWITCHES}, "switch_source": ""}
-    return {"model": sw.model, "marginal_likelihood": sw.marginal_likelihood,
-            "action_prior": sw.action_prior, "planning": sw.planning, "switch_source": source}
+    return {**{k: getattr(sw, k) for k in SWITCHES}, "switch_source": source}
 
 
 def read_run(path: Path, task: str, agent: str, seed: int) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:

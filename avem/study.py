@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from avem.train import rundir
+from avem.variants import study_agent
 
 RESERVED_SETS = ("task", "agent", "seed", "experiment")
 """Run keys a study sets itself: an agent's ``set`` may not override them."""
@@ -38,6 +39,8 @@ class AgentEntry:
     """One ``agents:`` entry: a registry name, its ``--set`` overrides and its job resources."""
 
     name: str
+    """The label of its runs (their directory): a registry name, or ``NAME.TAG`` for a variant of registered
+    agent NAME with this entry's ``set`` (``avem.variants.study_agent``)."""
     sets: dict = field(default_factory=dict)
     """``--set`` overrides (run or agent keys) for this agent only, applied over the study's ``set``."""
     resources: dict = field(default_factory=dict)
@@ -47,6 +50,11 @@ class AgentEntry:
     """A named departure from the paper's setting (e.g. a CPU size); shown in the figures' captions."""
     seeds: tuple[int, ...] = ()
     """This agent's seeds, replacing the study's (e.g. more seeds for a controlled pair); () = the study's."""
+
+    @property
+    def registered(self) -> str:
+        """The registered agent its runs train (``avem train --agent``)."""
+        return study_agent(self.name)[0]
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,10 @@ class Study:
         items = [f"{k}={_cli_value(v)}" for k, v in self.run_sets(agent).items() if k != "steps"]
         return " ".join(["--tiny"] * self.tiny + [f"--set {shlex.quote(i)}" for i in items])
 
+    def registered_of(self, agent: str) -> str:
+        """The registered agent of study label ``agent`` (``avem train --agent``)."""
+        return self.agent(agent).registered
+
     def threads_of(self, agent: str) -> int:
         return int(self.run_sets(agent).get("threads", self.threads))
 
@@ -183,9 +195,12 @@ class Study:
         for entry in self.agents:
             where = f"agents.{entry.name}"
             try:
-                registry.get(entry.name)
+                registry.get(entry.registered)
             except KeyError as e:
                 errors.append(f"{where}: {e.args[0]}")
+                continue
+            if entry.registered != entry.name and not entry.sets:
+                errors.append(f"{where}: a variant NAME.TAG needs a `set:` that makes it differ from {entry.registered}")
                 continue
             reserved = sorted(set(entry.sets) & set(RESERVED_SETS))
             if reserved:
@@ -210,7 +225,7 @@ class Study:
         sets = {k: v for k, v in self.run_sets(entry.name).items() if k != "steps"}
         for task in tasks:
             try:
-                run, _ = resolve(entry.name, task, self.seeds[0], steps, sets, tiny=self.tiny)
+                run, _ = resolve(entry.registered, task, self.seeds[0], steps, sets, tiny=self.tiny)
             except (KeyError, ValueError) as e:
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
                 if msg not in reported:  # the same bad override fails on every task: say it once

@@ -34,3 +34,11 @@ def variants() -> dict[str, dict]:
                 out[variant_name("generative", ml, prior, plan)] = dict(
                     model="generative", marginal_likelihood=ml, action_prior=prior, planning=plan)
     return out
+
+
+def study_agent(label: str) -> tuple[str, str]:
+    """A study's agent label -> ``(registered agent, tag)``. ``NAME`` is the registered agent itself (tag "");
+    ``NAME.TAG`` runs the registered agent NAME with its study entry's ``set`` (a variant with its own runs,
+    tables rows and pairs, e.g. ``avem-gen-ml-learned-plan.noig`` with ``ml.control_info_gain=false``)."""
+    name, _, tag = label.partition(".")
+    return name, tag

@@ -268,6 +268,30 @@ def test_pairs_respect_config_over_name():
     assert ablations.pairs(sw) == []  # identical switches: no pair
 
 
+def test_information_gain_pair_is_a_variant_against_its_registered_agent():
+    """A study variant NAME.TAG pairs only with NAME, on the one switch its config changes."""
+    nested = {"model": "generative", "marginal_likelihood": True, "action_prior": "learned", "planning": True,
+              "ml": {"control_info_gain": False}}
+    assert A.switches_from_config(nested).control_info_gain is False
+    assert A.switches_from_config({**nested, "planning": False}).control_info_gain is True  # nothing to drop
+    assert A.switches_from_config({**nested, "ml": {}}).control_info_gain is True  # older configs: the default
+    row = {"model": "generative", "marginal_likelihood": True, "action_prior": "learned", "planning": True,
+           "switch_source": "config"}
+    runs = pd.DataFrame([{**row, "agent": "avem-gen-ml-learned-plan", "control_info_gain": True},
+                         {**row, "agent": "avem-gen-ml-learned-plan.noig", "control_info_gain": False},
+                         {**row, "agent": "avem-gen-ml-learned-plan.h10", "control_info_gain": True},
+                         {**row, "agent": "avem-gen-elbo-learned-plan", "marginal_likelihood": False,
+                          "control_info_gain": True}])
+    sw = ablations.switch_table(runs, list(runs["agent"]))
+    assert ablations.pairs(sw) == [("marginal_likelihood", "avem-gen-ml-learned-plan", "avem-gen-elbo-learned-plan"),
+                                   ("control_info_gain", "avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig")]
+    assert A.family("avem-gen-ml-learned-plan.noig") == A.family("avem-gen-ml-learned-plan")
+    assert A.colour("avem-gen-ml-learned-plan.noig") == A.colour("avem-gen-ml-learned-plan")
+    assert A.linestyle("avem-gen-ml-learned-plan.noig") != A.linestyle("avem-gen-ml-learned-plan")
+    assert A.order(["avem-gen-ml-learned-plan.noig", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"])[-2:] \
+        == ["avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig"]
+
+
 def test_budget_uses_last_eval_at_or_below_and_rectangular_matrix():
     ev = pd.DataFrame({"task": "t-a-pos", "agent": "x", "seed": [0, 0, 0, 1, 1],
                        "step": [0, 90, 120, 0, 80], "return": [0.0, 500.0, 900.0, 0.0, 400.0]})

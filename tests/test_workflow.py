@@ -148,6 +148,12 @@ BAD_STUDY = {
                            "agents.sac: its training jobs ask for a GPU (resources) but would run on the CPU"),
     "bad device": (lambda c: c["agents"].update(sac={"set": {"device": "gpu"}}),
                    "agents.sac on task 'cartpole-swingup-pos': device must be one of cpu, cuda, auto"),
+    "variant of an unknown agent": (lambda c: c["agents"].update({"sacc.x": {"set": {"hidden": 32}}}),
+                                    "agents.sacc.x: unknown agent 'sacc'"),
+    "variant without a set": (lambda c: c["agents"].update({"sac.same": None}),
+                              "agents.sac.same: a variant NAME.TAG needs a `set:`"),
+    "variant with a bad override": (lambda c: c["agents"].update({"sac.x": {"set": {"hiden": 32}}}),
+                                    "agents.sac.x on task 'cartpole-swingup-pos': unknown key 'hiden' for agent 'sac'"),
 }
 
 
@@ -184,6 +190,24 @@ def test_study_expansion() -> None:
     assert "steps" not in args.replace("seed_steps", "")
     assert avem_study._cli_value(True) == "true" and avem_study._cli_value(None) == "null"
     assert avem_study._cli_value([1, 2]) == "[1, 2]" and avem_study._cli_value(1e-3) == "0.001"
+
+
+def test_a_variant_trains_its_registered_agent_under_its_own_label(tmp_path: Path) -> None:
+    """`NAME.TAG: {set: ...}`: runs under the label's directory, `avem train --agent NAME` with the set."""
+    cfg = ci_config()
+    cfg["agents"]["avem-gen-ml-learned-plan.noig"] = {"set": {"ml.control_info_gain": False}, "seeds": [0]}
+    s = avem_study.Study.from_config(checked(cfg))
+    s.check()
+    assert s.registered_of("avem-gen-ml-learned-plan.noig") == "avem-gen-ml-learned-plan"
+    assert s.registered_of("sac") == "sac"
+    run = [r for r in s.runs() if r.agent.endswith(".noig")]
+    assert [r.seed for r in run] == [0]
+    target = run[0].path(cfg["results_dir"] + "/runs") / "eval.csv"
+    r = snakemake(tmp_path, "-n", "-p", str(target), "--configfile", str(write_config(tmp_path, cfg)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmd = [line for line in r.stdout.splitlines() if "avem train" in line][0]
+    assert "--agent avem-gen-ml-learned-plan --task" in cmd and "seed0" in cmd and ".noig/seed0" in cmd
+    assert "--set ml.control_info_gain=false" in cmd
 
 
 def test_agent_seeds_replace_the_study_seeds() -> None:

@@ -1,10 +1,12 @@
 """Figure 3: paired ablations, probability of improvement P(with > without) with 95% CIs.
 
-A pair is two AVEM variants that differ in exactly ONE of the four switches (``avem/objective/README.md``), all
+A pair is two AVEM variants that differ in exactly ONE switch (``avem/objective/README.md``), all
 others held fixed: marginal-likelihood term (ml vs elbo), action prior (learned vs uniform),
 model (generative vs discriminative; the discriminative agent has no marginal-likelihood term and
-no planning, so its partner is the generative ELBO agent without planning) and planning (plan vs
-noplan). A pair appears only when both sides have runs that reached the budget, on the tasks they
+no planning, so its partner is the generative ELBO agent without planning), planning (plan vs
+noplan), and the information gain in planning (``ml.control_info_gain``: a study variant
+``avem-gen-ml-*-plan.TAG`` with it false, against its registered agent). A study variant ``NAME.TAG``
+pairs only with NAME, as its ``set`` may change more than switches. A pair appears only when both sides have runs that reached the budget, on the tasks they
 share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
 independent bootstrap of both sides; Agarwal et al. 2021).
 """
@@ -25,6 +27,7 @@ ABLATIONS: dict[str, tuple] = {
     "action_prior": ("learned", "uniform", "Action prior: learned vs uniform"),
     "model": ("generative", "discriminative", "Model: generative vs discriminative"),
     "planning": (True, False, "Planning: with (plan) vs none (noplan)"),
+    "control_info_gain": (True, False, "Information gain in planning: with vs without (model keeps the term)"),
 }
 POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "n_tasks",
                "n_runs_with", "n_runs_without", "tasks"]
@@ -40,7 +43,7 @@ def switch_table(runs: pd.DataFrame, agents) -> dict[str, A.Switches]:
             if not r.empty:
                 r = r.iloc[0]
                 sw = A.Switches(str(r["model"]), _bool(r["marginal_likelihood"]), str(r["action_prior"]),
-                                _bool(r["planning"]))
+                                _bool(r["planning"]), _bool(r.get("control_info_gain", True)))  # older runs.csv: no column
         out[agent] = sw or A.switches_from_name(agent)
     return {a: s for a, s in out.items() if s is not None}
 
@@ -59,6 +62,8 @@ def pairs(switches: dict[str, A.Switches]) -> list[tuple[str, str, str]]:
             for b in A.order(switches):
                 sa, sb = switches[a], switches[b]
                 others = [s for s in A.SWITCHES if s != name]
+                if (A.is_variant(a) or A.is_variant(b)) and b != A.base(a) and a != A.base(b):
+                    continue  # a variant's set may change more than its switches: it pairs with its registered agent only
                 if getattr(sb, name) == off and all(getattr(sa, s) == getattr(sb, s) for s in others):
                     out.append((name, a, b))
     return out

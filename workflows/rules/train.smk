@@ -36,6 +36,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{rundir.RUN_PATH}.tsv"
     params:
         out=lambda wc, output: os.path.dirname(output.evals),
+        agent=lambda wc: STUDY.registered_of(wc.agent),  # the label NAME.TAG of a variant trains NAME
         steps=lambda wc: STUDY.steps_of(wc.agent),
         sets=lambda wc: STUDY.set_args(wc.agent),
         uri=TRACKING_URI,
@@ -48,7 +49,7 @@ rule train:
         gres=lambda wc: STUDY.resources_of(wc.agent).get("gres"),  # None: not asked (the SLURM executor's names)
         slurm_extra=lambda wc: STUDY.resources_of(wc.agent).get("slurm_extra"),
     shell:
-        "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {wildcards.agent:q}"
+        "MLFLOW_TRACKING_URI={params.uri:q} avem train --agent {params.agent:q}"
         " --task {wildcards.task:q} --seed {wildcards.seed} --steps {params.steps}"
         " --out {params.out:q} {params.tracking} {params.sets} > {log:q} 2>&1 || test $? -eq 3"
 
