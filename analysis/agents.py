@@ -181,8 +181,9 @@ def family_title(fam: str, sep: str = " ") -> str:
 def short_label(agent: str) -> str:
     """Legend label inside its family's panel: an AVEM variant's name without the tokens its whole family
     shares (``avem-gen-ml-learned-plan`` -> ``ml-learned``, the title gives the pattern); others: :func:`label`."""
+    name, tag = study_agent(agent)
     shared = _shared_tokens(family(agent))
-    tokens = agent.split("-")
+    tokens = name.split("-")
     if not shared or len(tokens) != len(shared):
         return label(agent)
-    return "-".join(t for t, s in zip(tokens, shared) if s is None)
+    return "-".join(t for t, s in zip(tokens, shared) if s is None) + (f".{tag}" if tag else "")

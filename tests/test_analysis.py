@@ -24,7 +24,8 @@ from analysis.scores import at_budget, matrix
 from avem.train import rundir
 
 AGENTS = ["random", "sac", "sac-state", "avem-disc-uniform", "avem-gen-elbo-uniform-noplan",
-          "avem-gen-elbo-uniform-plan", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"]
+          "avem-gen-elbo-uniform-plan", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan",
+          "avem-gen-ml-learned-plan.noig"]  # a study variant: ml.control_info_gain=false in its config
 TASKS = ["cartpole-swingup-distract", "finger-spin-pos"]
 SEEDS = [0, 1, 2]
 MISSING = ("cartpole-swingup-distract", "avem-gen-ml-learned-plan", 2)
@@ -74,6 +75,8 @@ def write_run(root: Path, task: str, agent: str, seed: int, steps: int = STEPS, 
     sw = A.switches_from_name(agent)
     agent_cfg = {"hidden": 32} | ({} if sw is None else {"model": sw.model, "marginal_likelihood": sw.marginal_likelihood,
                                                          "action_prior": sw.action_prior, "planning": sw.planning})
+    if agent.endswith(".noig"):
+        agent_cfg["ml"] = {"control_info_gain": False}
     (d / "config.yaml").write_text(yaml.safe_dump({"run": {"task": task, "agent": agent, "seed": seed},
                                                    "agent": agent_cfg, "provenance": {"commit": "x"}}))
     (d / "run.json").write_text(json.dumps({"status": status, "mlflow_run_id": "abc"}))
@@ -199,7 +202,8 @@ def test_statistics_tables_content(study):
     assert pairs == {("marginal_likelihood", "avem-gen-ml-learned-plan", "avem-gen-elbo-learned-plan"),
                      ("action_prior", "avem-gen-elbo-learned-plan", "avem-gen-elbo-uniform-plan"),
                      ("model", "avem-gen-elbo-uniform-noplan", "avem-disc-uniform"),
-                     ("planning", "avem-gen-elbo-uniform-plan", "avem-gen-elbo-uniform-noplan")}
+                     ("planning", "avem-gen-elbo-uniform-plan", "avem-gen-elbo-uniform-noplan"),
+                     ("control_info_gain", "avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig")}
     assert abl["poi"].dropna().between(0, 1).all()
     final = pd.read_csv(tables / "terms_final.csv")
     assert {"kl_z", "kl_a", "cll", "mll", "info_gain", "reward"} <= set(final["term"])
@@ -288,6 +292,7 @@ def test_information_gain_pair_is_a_variant_against_its_registered_agent():
     assert A.family("avem-gen-ml-learned-plan.noig") == A.family("avem-gen-ml-learned-plan")
     assert A.colour("avem-gen-ml-learned-plan.noig") == A.colour("avem-gen-ml-learned-plan")
     assert A.linestyle("avem-gen-ml-learned-plan.noig") != A.linestyle("avem-gen-ml-learned-plan")
+    assert A.short_label("avem-gen-ml-learned-plan.noig") == "ml-learned.noig"
     assert A.order(["avem-gen-ml-learned-plan.noig", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"])[-2:] \
         == ["avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig"]
 
