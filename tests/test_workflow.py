@@ -269,6 +269,20 @@ def test_full_config_builds_dag(tmp_path: Path) -> None:
     assert _job_count(out, "train") == n_runs, out
 
 
+def test_quick_study_tracks_after_training(tmp_path: Path) -> None:
+    """quick.yaml (`tracking: after`): every training job runs --no-tracking without the store as input, and
+    one mlflow_import job (after the store) is part of the default target from the start."""
+    r = snakemake(tmp_path, "-n", "-p", "--cores", "2", "--configfile", str(QUICK))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    cfg = load(QUICK)
+    n_runs = len(cfg["tasks"]) * len(cfg["agents"]) * len(cfg["seeds"])
+    assert _job_count(out, "train") == n_runs and _job_count(out, "mlflow_import") == 1, out[-3000:]
+    commands = [line for line in out.splitlines() if " avem train " in f" {line} "]
+    assert len(commands) == n_runs and all("--no-tracking" in c for c in commands)
+    assert "avem mlflow-import" in out
+
+
 def test_a_training_job_asks_slurm_for_a_gpu_and_runs_on_cuda(tmp_path: Path) -> None:
     """README's cluster example: ``resources: {gres, slurm_extra}`` reach the job (the SLURM executor's
     resource names) and the run gets ``--set device=cuda``; other agents' jobs ask for no GPU."""
