@@ -71,13 +71,16 @@ def test_reference_config_is_the_shipped_study() -> None:
     assert set(cfg) == set(schema["properties"]), "every study file spells out every key"
     study = avem_study.Study.from_config(avem_study.validate_config(cfg, SCHEMA))
     study.check()
-    assert set(study.agent_names) == set(registry.names()), "every registered agent"
+    assert {a.registered for a in study.agents} == set(registry.names()), "every registered agent"
+    variants = {a.name: a for a in study.agents if a.name != a.registered}
+    assert set(variants) == {"avem-gen-ml-learned-plan.noig"}, "the one variant: the information-gain pair"
+    assert variants["avem-gen-ml-learned-plan.noig"].sets == {"ml.control_info_gain": False}
     assert study.seeds == (0, 1, 2) and study.steps == 100_000 and study.budgets == (50_000, 100_000)
     assert (study.eval_every, study.eval_episodes) == (10_000, 10)
     assert study.tasks[0] == "cartpole-swingup-pos" and all(t.endswith("-pos") for t in study.tasks)
     assert cfg["results_dir"] == "results/reference"
     no_latent = {"random", "sac-state", "sb3-sac"}  # sb3-sac's frame stack is sac's, probed there
-    assert set(study.probe_agents) == set(registry.names()) - no_latent and study.probe_tasks == study.tasks
+    assert set(study.probe_agents) == set(study.agent_names) - no_latent and study.probe_tasks == study.tasks
     dreamer = study.agent("dreamer")
     assert dreamer.sets == {"imagine_starts": 256} and "imagine_starts=256" in dreamer.preset
     assert "CEM" in study.agent("planet").preset
