@@ -158,8 +158,8 @@ def iqm(scores) -> float:
     """Interquartile mean of all runs x tasks entries (rliable ``aggregate_iqm``):
     ``scipy.stats.trim_mean(scores, 0.25, axis=None)``, i.e. ``floor(0.25 * runs * tasks)`` sorted
     entries cut from each end and the rest averaged. Computed as scipy's numpy path does (the same
-    partition and mean, so the same bits) without its argument wrapper, which cost ~0.6 ms per call
-    and most of a bootstrap's time."""
+    partition and mean, so the same bits) without its argument wrapper, which dominated a bootstrap's
+    time (results/benchmarks/throughput.md, "The quick study")."""
     a = _as_scores(scores).ravel()
     cut = int(0.25 * a.size)
     return float(np.mean(np.partition(a, (cut, a.size - cut - 1))[cut:a.size - cut]))
