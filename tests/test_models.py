@@ -179,4 +179,5 @@ def test_observation_only_marginal_drops_exactly_the_reward_factor():
     torch.testing.assert_close(total(0.0, False).total, total(0.0, True).total)
     lx, lxr = total(1.0, False), total(1.0, True)
     assert abs(lx.total.item() - lxr.total.item()) > 1e-3
-    assert lx.metrics["info_gain"] == pytest.approx(lx.metrics["cll_obs"] - lx.metrics["mll"], abs=1e-5)
+    # float32 batch means: the two sides round differently by ~1e-6 relative, CPU-dependent (1.6e-5 of 8.6 seen on AMD EPYC)
+    assert lx.metrics["info_gain"] == pytest.approx(lx.metrics["cll_obs"] - lx.metrics["mll"], rel=1e-5, abs=1e-5)
