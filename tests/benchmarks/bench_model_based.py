@@ -8,8 +8,10 @@ same step count (full-state anchors for ``-full`` tasks; their step convention i
 ``source`` column).
 
 Usage: ``python3 tests/benchmarks/bench_model_based.py [--steps 100000] [--jobs 2]
-[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2]``. ``--only`` runs the named entries
-instead of the grid (the grid's seeds where it has them); finished runs are reused when started again.
+[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2] [--set KEY=VALUE ... --tag TAG]``.
+``--only`` runs the named entries instead of the grid (the grid's seeds where it has them); ``--set``
+overrides every job's config (after the CPU presets) and ``--tag`` names those runs ``AGENT.TAG``, so
+they never share a directory with default runs; finished runs are reused when started again.
 """
 from __future__ import annotations
 
@@ -57,31 +59,42 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_mb"))
     p.add_argument("--only", nargs="*", default=None, help="AGENT@TASK entries to run instead of the grid")
     p.add_argument("--seeds", type=int, nargs="*", default=None, help="override every entry's seeds")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every job")
+    p.add_argument("--tag", default="", help="with --set: the runs are labelled AGENT.TAG")
     args = p.parse_args()
+    if args.set and not args.tag:
+        p.error("--set changes the runs: name them with --tag TAG (their directories become AGENT.TAG)")
+    if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
+        p.error(f"--tag takes letters, digits, '-' and '_', got {args.tag!r}")
     grid = dict(GRID) if not args.only else {}
     for item in args.only or []:  # any AGENT@TASK; the grid's seeds where it has the entry, else 0 1 2
         agent, sep, task = item.partition("@")
         if not sep or not agent or not task:
             p.error(f"--only takes AGENT@TASK entries, got {item!r}")
         grid[(agent, task)] = GRID.get((agent, task), [0, 1, 2])
-    jobs = [{"agent": a, "task": t, "seed": s, "steps": args.steps, "sets": SETS.get(a, [])}
+    jobs = [{"agent": a, "label": f"{a}.{args.tag}" if args.tag else a, "task": t, "seed": s,
+             "steps": args.steps, "sets": SETS.get(a, []) + list(args.set)}
             for (a, t), seeds in grid.items() for s in (args.seeds if args.seeds is not None else seeds)]
     df = run_jobs(jobs, args.out, args.jobs)
     rows = []
     for job in df.itertuples():
-        run_dir = rundir.run_path(args.out, job.task, job.agent, job.seed)
-        rows.append({"agent": job.agent, "task": job.task, "seed": job.seed, "wall_s": job.wall_s,
-                     **(summarise(run_dir) if not job.error else {"error": job.error[-200:]})})
+        run_dir = rundir.run_path(args.out, job.task, job.label, job.seed)
+        rows.append({"agent": job.label, "task": job.task, "seed": job.seed, "wall_s": job.wall_s,
+                     **(summarise(run_dir) if not job.error else {"final_return": float("nan"), "h5_ratio": float("nan"),
+                                                                   "error": job.error.strip()[-200:]})})
     table = pd.DataFrame(rows)
     dump(table, args.out / "bench_model_based.json")
     print(header("bench_model_based"))
-    print(f"{args.steps} simulator steps; CPU presets: {SETS}")
+    print(f"{args.steps} simulator steps; CPU presets: {SETS}" + (f"; --set {' '.join(args.set)} (tag {args.tag})" if args.set else ""))
     print(table.round(4).to_string(index=False))
     print("\nper agent and task: final return mean +- sd over seeds, beside the published anchors")
     for (agent, task), g in table.groupby(["agent", "task"], sort=False):
         r = g["final_return"]
-        print(f"{agent} on {task}: {r.mean():.1f} +- {r.std():.1f} (n={len(r)}; h5 ratio {g['h5_ratio'].mean():.3f}) | "
+        print(f"{agent} on {task}: {r.mean():.1f} +- {r.std():.1f} (n={r.notna().sum()}; h5 ratio {g['h5_ratio'].mean():.3f}) | "
               f"published at {args.steps}: {anchors_for(task, args.steps) or '-'}")
+    failed = table[table["final_return"].isna()]
+    if len(failed):
+        sys.exit(f"{len(failed)} of {len(table)} runs failed (their error column above; bench_model_based.json)")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from avem.train.provenance import git_commit
 
 
 def run_jobs(jobs: list[dict], out_root: Path, workers: int = 2) -> pd.DataFrame:
-    """Each job: ``{"agent", "task", "seed", "steps", "sets": [..]}``; returns one row per job
+    """Each job: ``{"agent", "task", "seed", "steps", "sets": [..]}`` and optionally ``"label"`` (its run
+    directory's agent part, default the agent: ``NAME.TAG`` for overridden runs); returns one row per job
     with the final evaluation return (mean over its episodes) and the wall-clock. A run found
     already finished is reused (``reused=True``) and its ``wall_s`` is NaN: this call did not time it."""
     def one(job: dict) -> dict:
-        out = rundir.run_path(out_root, job["task"], job["agent"], job["seed"])
+        out = rundir.run_path(out_root, job["task"], job.get("label", job["agent"]), job["seed"])
         reused = (out / "run.json").exists() and json.loads((out / "run.json").read_text()).get("status") == "finished"
         cmd = [sys.executable, "-m", "avem.cli", "train", "--agent", job["agent"], "--task", job["task"],
                "--seed", str(job["seed"]), "--steps", str(job["steps"]), "--out", str(out),
