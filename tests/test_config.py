@@ -50,6 +50,35 @@ def test_bad_sets_are_refused(items, message):
         resolve("sac", "cartpole-swingup-pos", sets=parse_sets(items))
 
 
+@pytest.mark.parametrize("agent, item, message", [
+    ("sac", "actor_critic.tau=0", r"tau must be in \(0, 1\], got 0.0"),
+    ("sac", "actor_critic.log_std_min=3", "need log_std_min < log_std_max"),
+    ("sb3-sac", "actor_critic.target_update_every=0", "target_update_every must be >= 1, got 0"),
+    ("dreamer", "lambda_=1.5", r"lambda_ must be in \[0, 1\], got 1.5"),
+    ("planet", "planner.plan_discount=0", r"plan_discount must be in \(0, 1\], got 0.0"),
+    ("planet", "rssm.obs_scale=log", "obs_scale must be one of fixed, running, got 'log'"),
+    ("avem-gen-ml-learned-plan", "planner.plan_min_ess=1", r"plan_min_ess must be in \[0, 1\), got 1.0"),
+    ("avem-gen-ml-learned-plan", "prior.target_kl=-1", "target_kl must be > 0 or None, got -1.0"),
+    ("avem-disc-uniform", "encoder.deter=0", "deter must be >= 1, got 0"),
+])
+def test_every_config_block_checks_its_fields(agent, item, message):
+    resolve(agent, "cartpole-swingup-pos")  # the defaults pass
+    with pytest.raises(ValueError, match=message):
+        resolve(agent, "cartpole-swingup-pos", sets=parse_sets([item]))
+
+
+def test_range_rules_have_the_bounds_they_name():
+    from avem.checks import at_least, fields, one_of, optional, positive, within
+    closed, half_open, left_open = within(0, 1), within(0, 1, "[)"), within(0, 1, "(]")
+    assert [closed.ok(v) for v in (-0.1, 0, 1, 1.1)] == [False, True, True, False]
+    assert [half_open.ok(v) for v in (0, 0.999, 1)] == [True, True, False]
+    assert [left_open.ok(v) for v in (0, 1e-9, 1)] == [False, True, True]
+    assert (half_open.text, left_open.text) == ("in [0, 1)", "in (0, 1]")
+    assert optional(positive).ok(None) and not optional(positive).ok(0.0) and at_least(2).ok(2)
+    assert fields(ActorCriticConfig(hidden=0), hidden=at_least(1), gamma=one_of([0.99])) == [
+        (False, "hidden must be >= 1, got 0"), (True, "gamma must be one of 0.99, got 0.99")]
+
+
 def test_unknown_agent_and_task_list_what_exists():
     with pytest.raises(KeyError, match="registered agents: .*sac"):
         resolve("nope", "cartpole-swingup-pos")

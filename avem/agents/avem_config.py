@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from avem.checks import require
+from avem.checks import at_least, fields, non_negative, optional, positive, require, within
 from avem.models.recurrent import EncoderConfig
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
@@ -40,11 +40,8 @@ class MarginalLikelihoodConfig:
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.iw_samples >= 1, f"iw_samples must be >= 1, got {self.iw_samples}"),
-            (self.beta_ml_start >= 0 and self.beta_ml_end >= 0, "beta_ml_start and beta_ml_end must be >= 0"),
-            (self.beta_ml_anneal_steps >= 0, f"beta_ml_anneal_steps must be >= 0, got {self.beta_ml_anneal_steps}"),
-        ]
+        return fields(self, iw_samples=at_least(1), beta_ml_start=non_negative, beta_ml_end=non_negative,
+                      beta_ml_anneal_steps=non_negative)
 
 
 @dataclass(frozen=True)
@@ -61,11 +58,8 @@ class LearnedPriorConfig:
     """Learned prior: alpha is tuned so KL(q||p_a) tracks this (nats per step). None = the KL a uniform-prior agent settles at, d log 2 - target_entropy (= 1.69 d with the default entropy target), so both priors get the same KL budget. Uniform prior: alpha tracks the entropy target, the same rule since KL(q||U) = -H + d log 2."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.prior_lr > 0 and self.noplan_prior_lr_scale > 0, "prior_lr and noplan_prior_lr_scale must be > 0"),
-            (self.prior_init_std > 0, f"prior_init_std must be > 0, got {self.prior_init_std}"),
-            (self.target_kl is None or self.target_kl > 0, f"target_kl must be > 0 or None, got {self.target_kl}"),
-        ]
+        return fields(self, prior_lr=positive, noplan_prior_lr_scale=positive, prior_init_std=positive,
+                      target_kl=optional(positive))
 
 
 @dataclass(frozen=True)
@@ -95,18 +89,9 @@ class PlannerConfig:
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.plan_horizon >= 1, f"plan_horizon must be >= 1, got {self.plan_horizon}"),
-            (self.plan_samples >= 2, f"plan_samples must be >= 2, got {self.plan_samples}"),
-            (self.plan_iterations >= 1, f"plan_iterations must be >= 1, got {self.plan_iterations}"),
-            (self.plan_min_std > 0, f"plan_min_std must be > 0, got {self.plan_min_std}"),
-            (self.plan_temperature is None or self.plan_temperature > 0,
-             f"plan_temperature must be > 0 or None, got {self.plan_temperature}"),
-            (0.0 <= self.plan_policy_fraction <= 1.0,
-             f"plan_policy_fraction must be in [0, 1], got {self.plan_policy_fraction}"),
-            (0.0 <= self.plan_min_ess < 1.0, f"plan_min_ess must be in [0, 1), got {self.plan_min_ess}"),
-            (self.plan_info_gain_samples >= 1, f"plan_info_gain_samples must be >= 1, got {self.plan_info_gain_samples}"),
-        ]
+        return fields(self, plan_horizon=at_least(1), plan_samples=at_least(2), plan_iterations=at_least(1),
+                      plan_min_std=positive, plan_temperature=optional(positive), plan_policy_fraction=within(0, 1),
+                      plan_min_ess=within(0, 1, "[)"), plan_info_gain_samples=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -191,15 +176,13 @@ class AVEMConfig:
                                  "agent has no likelihood model to plan with or to compute a marginal likelihood of; "
                                  "use model='generative' or switch them off")
         checks = [
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}"),
+            *fields(self, batch_size=at_least(1), seq_len=at_least(2), updates_per_step=non_negative),
             (0 <= self.critic_burn_in <= self.seq_len - 2,
              f"critic_burn_in must be in [0, seq_len - 2], got {self.critic_burn_in} (seq_len={self.seq_len})"),
-            (self.updates_per_step >= 0, f"updates_per_step must be >= 0, got {self.updates_per_step}"),
-            *(check for block in (self.ml, self.prior, self.planner) if block is not None for check in block.checks()),
+            *self.actor_critic.checks(),
+            *(check for block in (self.ml, self.prior, self.planner, self.encoder) if block is not None
+              for check in block.checks()),
             *(self.rssm.model_checks() if self.rssm is not None else ()),
-            (self.encoder is None or (self.encoder.deter >= 1 and self.encoder.model_hidden >= 1),
-             "deter and model_hidden must be >= 1"),
         ]
         if self.ml is not None and self.rssm is not None:
             ml = self.ml

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from avem.agents.registry import register
 from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig, paper_rssm
+from avem.checks import at_least, fields, non_negative, positive, within
 from avem.models.rssm import RSSMConfig
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
@@ -96,16 +97,12 @@ class BehaviourConfig:
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.horizon >= 2, f"horizon must be >= 2 (one step is bootstrapped), got {self.horizon}"),
-            (self.imagine_starts >= 0, f"imagine_starts must be >= 0, got {self.imagine_starts}"),
-            (0.0 < self.gamma <= 1.0 and 0.0 <= self.lambda_ <= 1.0, "gamma must be in (0, 1], lambda_ in [0, 1]"),
-            (self.actor_lr > 0 and self.value_lr > 0 and self.ac_grad_clip > 0, "actor_lr, value_lr, ac_grad_clip > 0"),
-            (self.units >= 1 and self.actor_layers >= 1 and self.value_layers >= 1, "units and layers must be >= 1"),
-            (self.action_init_std > 0 and self.action_min_std >= 0 and self.action_mean_scale > 0,
-             "action_init_std > 0, action_min_std >= 0, action_mean_scale > 0"),
-            (self.actor_entropy >= 0, f"actor_entropy must be >= 0, got {self.actor_entropy}"),
-        ]
+        # horizon >= 2: the last imagined step is bootstrapped
+        return fields(self, horizon=at_least(2), imagine_starts=non_negative, gamma=within(0, 1, "(]"),
+                      lambda_=within(0, 1), actor_lr=positive, value_lr=positive, ac_grad_clip=positive,
+                      units=at_least(1), actor_layers=at_least(1), value_layers=at_least(1),
+                      action_init_std=positive, action_min_std=non_negative, action_mean_scale=positive,
+                      actor_entropy=non_negative)
 
 
 @dataclass(frozen=True)

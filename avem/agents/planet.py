@@ -48,6 +48,7 @@ import torch
 
 from avem.agents.registry import register
 from avem.agents.rssm_baseline import RSSMBaseline, RSSMBaselineConfig, paper_rssm
+from avem.checks import fields, positive
 from avem.models.rssm import RSSMConfig
 from avem.planning.cem import CEMConfig, cem_plan
 
@@ -68,7 +69,7 @@ class PlaNetConfig(RSSMBaselineConfig):
 
     def checks(self) -> list[tuple[bool, str]]:
         return [*super().checks(), *self.planner.checks(),
-                (self.model_eps > 0, f"model_eps must be > 0, got {self.model_eps}")]
+                *fields(self, model_eps=positive)]
 
 
 class PlaNetAgent(RSSMBaseline):

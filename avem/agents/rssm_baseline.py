@@ -23,7 +23,7 @@ import torch
 
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.parts.belief import Observed, RSSMBelief
-from avem.checks import require
+from avem.checks import at_least, fields, non_negative, require
 from avem.models.rssm import RSSM, RSSMConfig, State
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
@@ -67,9 +67,8 @@ class RSSMBaselineConfig:
     def checks(self) -> list[tuple[bool, str]]:
         """``(ok, message)`` checks of these fields and of the ``rssm`` block; a baseline adds its own."""
         return [
-            (self.batch_size >= 1 and self.seq_len >= 2, "batch_size must be >= 1 and seq_len >= 2"),
-            (self.updates_per_episode >= 0, f"updates_per_episode must be >= 0, got {self.updates_per_episode}"),
-            (self.explore_noise >= 0, f"explore_noise must be >= 0, got {self.explore_noise}"),
+            *fields(self, batch_size=at_least(1), seq_len=at_least(2), updates_per_episode=non_negative,
+                    explore_noise=non_negative),
             *self.rssm.model_checks(),
         ]
 

@@ -16,6 +16,7 @@ import torch
 
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
+from avem.checks import at_least, fields, non_negative, require
 from avem.nets.actor_critic import ActorCriticConfig, SoftActorCritic
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
@@ -41,10 +42,8 @@ class SACConfig:
     """The ``tiny`` preset of these settings (not a field); the block has its own (``avem.config_tree``)."""
 
     def validate(self) -> None:
-        if self.frame_stack < 1:
-            raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
-        if self.batch_size < 1 or self.updates_per_step < 0:
-            raise ValueError("batch_size must be >= 1 and updates_per_step >= 0")
+        require([*fields(self, frame_stack=at_least(1), batch_size=at_least(1), updates_per_step=non_negative),
+                 *self.actor_critic.checks()])
 
 
 class SACAgent(AgentBase):

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
+from avem.checks import at_least, fields
 from avem.nets.mlp import mlp
 
 
@@ -30,6 +31,9 @@ class EncoderConfig:
 
     tiny: ClassVar[dict] = {"deter": 32, "model_hidden": 32}
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return fields(self, deter=at_least(1), model_hidden=at_least(1))
 
 
 class RecurrentEncoder(nn.Module):

@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avem.checks import at_least, fields, non_negative, one_of, positive, within
 from avem.nets.mlp import mlp
 from avem.objective import free_nats, gaussian_kl, gaussian_log_prob, iw_log_marginal, weighted_sum
 
@@ -81,14 +82,9 @@ class RSSMConfig:
 
     def model_checks(self) -> list[tuple[bool, str]]:
         """``(ok, message)`` checks of these fields, for the ``validate()`` of every config that embeds them."""
-        return [
-            (self.deter >= 1 and self.stoch >= 1 and self.model_hidden >= 1, "deter, stoch, model_hidden must be >= 1"),
-            (self.free_nats >= 0, f"free_nats must be >= 0, got {self.free_nats}"),
-            (self.obs_scale in OBS_SCALES, f"obs_scale must be one of {OBS_SCALES}, got {self.obs_scale!r}"),
-            (0.0 <= self.kl_balance <= 1.0, f"kl_balance must be in [0, 1], got {self.kl_balance}"),
-            (self.min_std > 0 and self.obs_std > 0 and self.reward_std > 0, "min_std, obs_std and reward_std must be > 0"),
-            (self.model_lr > 0 and self.model_grad_clip > 0, "model_lr and model_grad_clip must be > 0"),
-        ]
+        return fields(self, deter=at_least(1), stoch=at_least(1), model_hidden=at_least(1), free_nats=non_negative,
+                      obs_scale=one_of(OBS_SCALES), kl_balance=within(0, 1), min_std=positive, obs_std=positive,
+                      reward_std=positive, model_lr=positive, model_grad_clip=positive)
 
 
 def _split_stats(x: torch.Tensor, min_std: float) -> tuple[torch.Tensor, torch.Tensor]:

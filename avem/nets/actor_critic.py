@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avem.checks import at_least, fields, positive, within
 from avem.nets.action_kl import ActionKL, UniformKL, soft_value, target_entropy
 from avem.nets.distributions import TanhNormal
 from avem.nets.mlp import mlp
@@ -58,6 +59,13 @@ class ActorCriticConfig:
 
     tiny: ClassVar[dict] = {"hidden": 32}
     """The ``tiny`` preset of this block, for every agent that holds it (not a field; ``avem.config_tree``)."""
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*fields(self, hidden=at_least(1), depth=at_least(1), actor_lr=positive, critic_lr=positive,
+                        alpha_lr=positive, init_temperature=positive, gamma=within(0, 1, "(]"), tau=within(0, 1, "(]"),
+                        target_update_every=at_least(1), actor_update_every=at_least(1)),
+                (self.log_std_min < self.log_std_max,
+                 f"need log_std_min < log_std_max, got {self.log_std_min}, {self.log_std_max}")]
 
 
 class Actor(nn.Module):

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import torch
 
+from avem.checks import at_least, fields, within
 from avem.models.rssm import RSSM, State
 
 
@@ -44,10 +45,9 @@ class CEMConfig:
 
     def checks(self) -> list[tuple[bool, str]]:
         return [
-            (self.plan_horizon >= 1 and self.plan_iterations >= 1, "plan_horizon and plan_iterations must be >= 1"),
+            *fields(self, plan_horizon=at_least(1), plan_iterations=at_least(1), plan_discount=within(0, 1, "(]")),
             (1 <= self.plan_top_k <= self.plan_candidates,
              f"need 1 <= plan_top_k <= plan_candidates, got {self.plan_top_k}, {self.plan_candidates}"),
-            (0.0 < self.plan_discount <= 1.0, f"plan_discount must be in (0, 1], got {self.plan_discount}"),
         ]
 
 

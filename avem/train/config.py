@@ -17,7 +17,7 @@ import yaml
 
 from avem import config_tree
 from avem.agents import registry
-from avem.checks import require
+from avem.checks import at_least, fields, non_negative, one_of, positive, require, within
 from avem.envs import parse_task_id
 
 
@@ -68,18 +68,10 @@ class RunConfig:
         registry.get(self.agent)
         ar = self.action_repeat or spec.action_repeat
         checks = [
-            (self.steps > 0, f"steps must be > 0, got {self.steps}"),
-            (self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}"),
-            (self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}"),
-            (self.seed_steps >= 0, f"seed_steps must be >= 0, got {self.seed_steps}"),
-            (self.checkpoint_every > 0, f"checkpoint_every must be > 0, got {self.checkpoint_every}"),
-            (self.action_repeat >= 0, f"action_repeat must be >= 0, got {self.action_repeat}"),
-            (0.0 <= self.flicker_prob < 1.0, f"flicker_prob must be in [0, 1), got {self.flicker_prob}"),
-            (self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}"),
-            (self.distract_dims >= 1, f"distract_dims must be >= 1, got {self.distract_dims}"),
-            (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
-            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
-            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            *fields(self, steps=positive, eval_every=positive, eval_episodes=at_least(1), seed_steps=non_negative,
+                    checkpoint_every=positive, action_repeat=non_negative, flicker_prob=within(0, 1, "[)"),
+                    noise_std=non_negative, distract_dims=at_least(1), threads=at_least(1), seed=non_negative,
+                    device=one_of(DEVICES)),
             (self.steps % ar == 0, f"steps={self.steps} is not a multiple of the action repeat {ar}"),
             (self.eval_every % ar == 0, f"eval_every={self.eval_every} is not a multiple of the action repeat {ar}"),
         ]
