@@ -6,7 +6,11 @@ that relate several fields stay explicit ``(ok, message)`` pairs.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any, Callable, Iterable, NamedTuple
+
+_FIELD_MESSAGE = re.compile(r"[A-Za-z_][\w.]* must be ")
 
 
 class Rule(NamedTuple):
@@ -47,6 +51,18 @@ def fields(cfg: Any, **rules: Rule) -> list[tuple[bool, str]]:
     for name, rule in rules.items():
         value = getattr(cfg, name)
         out.append((rule.ok(value), f"{name} must be {rule.text}, got {value!r}"))
+    return out
+
+
+def blocks(cfg: Any) -> list[tuple[bool, str]]:
+    """The ``checks()`` of every block of ``cfg`` (a dataclass field holding a config with ``checks``), each
+    message naming its block as ``--set`` does: ``planner.plan_samples must be >= 2, got 1``."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is not None and callable(getattr(value, "checks", None)):
+            out += [(ok, f"{f.name}.{msg}" if _FIELD_MESSAGE.match(msg) else f"{f.name}: {msg}")
+                    for ok, msg in value.checks()]
     return out
 
 

@@ -51,15 +51,16 @@ def test_bad_sets_are_refused(items, message):
 
 
 @pytest.mark.parametrize("agent, item, message", [
-    ("sac", "actor_critic.tau=0", r"tau must be in \(0, 1\], got 0.0"),
-    ("sac", "actor_critic.log_std_min=3", "need log_std_min < log_std_max"),
+    ("sac", "actor_critic.tau=0", r"^actor_critic.tau must be in \(0, 1\], got 0.0"),
+    ("sac", "actor_critic.log_std_min=3", "^actor_critic: need log_std_min < log_std_max"),
     ("sb3-sac", "actor_critic.target_update_every=0", "target_update_every must be >= 1, got 0"),
-    ("dreamer", "lambda_=1.5", r"lambda_ must be in \[0, 1\], got 1.5"),
+    ("dreamer", "lambda_=1.5", r"^behaviour.lambda_ must be in \[0, 1\], got 1.5"),
     ("planet", "planner.plan_discount=0", r"plan_discount must be in \(0, 1\], got 0.0"),
     ("planet", "rssm.obs_scale=log", "obs_scale must be one of fixed, running, got 'log'"),
     ("avem-gen-ml-learned-plan", "planner.plan_min_ess=1", r"plan_min_ess must be in \[0, 1\), got 1.0"),
     ("avem-gen-ml-learned-plan", "prior.target_kl=-1", "target_kl must be > 0 or None, got -1.0"),
-    ("avem-disc-uniform", "encoder.deter=0", "deter must be >= 1, got 0"),
+    ("avem-disc-uniform", "encoder.deter=0", "^encoder.deter must be >= 1, got 0"),
+    ("avem-gen-elbo-uniform-noplan", "rssm.deter=0", "^rssm.deter must be >= 1, got 0"),
 ])
 def test_every_config_block_checks_its_fields(agent, item, message):
     resolve(agent, "cartpole-swingup-pos")  # the defaults pass

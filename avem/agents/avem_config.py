@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from avem.checks import at_least, fields, non_negative, optional, positive, require, within
+from avem.checks import at_least, blocks, fields, non_negative, optional, positive, require, within
 from avem.models.recurrent import EncoderConfig
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
@@ -179,10 +179,7 @@ class AVEMConfig:
             *fields(self, batch_size=at_least(1), seq_len=at_least(2), updates_per_step=non_negative),
             (0 <= self.critic_burn_in <= self.seq_len - 2,
              f"critic_burn_in must be in [0, seq_len - 2], got {self.critic_burn_in} (seq_len={self.seq_len})"),
-            *self.actor_critic.checks(),
-            *(check for block in (self.ml, self.prior, self.planner, self.encoder) if block is not None
-              for check in block.checks()),
-            *(self.rssm.model_checks() if self.rssm is not None else ()),
+            *blocks(self),
         ]
         if self.ml is not None and self.rssm is not None:
             ml = self.ml

@@ -114,9 +114,6 @@ class DreamerConfig(RSSMBaselineConfig):
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """Actor and value trained in imagination."""
 
-    def checks(self) -> list[tuple[bool, str]]:
-        return [*super().checks(), *self.behaviour.checks()]
-
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, bootstrap: torch.Tensor, discount: float,
                   lambda_: float) -> torch.Tensor:

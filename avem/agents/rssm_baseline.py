@@ -23,7 +23,7 @@ import torch
 
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.parts.belief import Observed, RSSMBelief
-from avem.checks import at_least, fields, non_negative, require
+from avem.checks import at_least, blocks, fields, non_negative, require
 from avem.models.rssm import RSSM, RSSMConfig, State
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
@@ -65,11 +65,12 @@ class RSSMBaselineConfig:
     """The ``tiny`` preset of the schedule (not a field); each block has its own (``avem.config_tree``)."""
 
     def checks(self) -> list[tuple[bool, str]]:
-        """``(ok, message)`` checks of these fields and of the ``rssm`` block; a baseline adds its own."""
+        """``(ok, message)`` checks of these fields and of every block (``rssm``, a baseline's own); a baseline
+        adds checks of its own fields."""
         return [
             *fields(self, batch_size=at_least(1), seq_len=at_least(2), updates_per_episode=non_negative,
                     explore_noise=non_negative),
-            *self.rssm.model_checks(),
+            *blocks(self),
         ]
 
     def validate(self) -> None:

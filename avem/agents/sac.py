@@ -16,7 +16,7 @@ import torch
 
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
-from avem.checks import at_least, fields, non_negative, require
+from avem.checks import at_least, blocks, fields, non_negative, require
 from avem.nets.actor_critic import ActorCriticConfig, SoftActorCritic
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
@@ -43,7 +43,7 @@ class SACConfig:
 
     def validate(self) -> None:
         require([*fields(self, frame_stack=at_least(1), batch_size=at_least(1), updates_per_step=non_negative),
-                 *self.actor_critic.checks()])
+                 *blocks(self)])
 
 
 class SACAgent(AgentBase):

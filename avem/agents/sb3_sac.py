@@ -46,7 +46,7 @@ import torch
 
 from avem.agents.base import AgentBase, flat_obs_dim
 from avem.agents.registry import register
-from avem.checks import at_least, fields, require
+from avem.checks import at_least, blocks, fields, require
 from avem.nets.actor_critic import ActorCriticConfig
 
 if TYPE_CHECKING:  # annotations only: the agents do not depend on the training package
@@ -74,14 +74,13 @@ class SB3SACConfig:
     def validate(self) -> None:
         ac = self.actor_critic
         require([*fields(self, frame_stack=at_least(1), batch_size=at_least(1), buffer_size=at_least(1)),
-                 *ac.checks()])
+                 *blocks(self)])
         if not ac.actor_lr == ac.critic_lr == ac.alpha_lr:
             raise ValueError(f"sb3-sac has one learning rate for actor, critic and temperature; got actor_lr="
                              f"{ac.actor_lr}, critic_lr={ac.critic_lr}, alpha_lr={ac.alpha_lr}")
         if ac.actor_update_every != 1:
             raise ValueError(f"SB3's SAC updates the actor at every step; actor_update_every must be 1, "
                              f"got {ac.actor_update_every}")
-        require(fields(ac, target_update_every=at_least(1)))
 
 
 class _SpacesOnly(gym.Env):

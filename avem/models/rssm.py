@@ -80,7 +80,7 @@ class RSSMConfig:
     tiny: ClassVar[dict] = {"deter": 32, "stoch": 8, "model_hidden": 32}
     """The ``tiny`` preset of this block, for every agent that holds it (not a field; ``avem.config_tree``)."""
 
-    def model_checks(self) -> list[tuple[bool, str]]:
+    def checks(self) -> list[tuple[bool, str]]:
         """``(ok, message)`` checks of these fields, for the ``validate()`` of every config that embeds them."""
         return fields(self, deter=at_least(1), stoch=at_least(1), model_hidden=at_least(1), free_nats=non_negative,
                       obs_scale=one_of(OBS_SCALES), kl_balance=within(0, 1), min_std=positive, obs_std=positive,
