@@ -115,11 +115,17 @@ def colour(agent: str) -> str:
     return _FALLBACK[zlib.crc32(agent.encode()) % len(_FALLBACK)]
 
 
-def linestyle(agent: str) -> str:
-    """Solid for planning agents and baselines, dashed for AVEM variants without planning, dotted for sb3-sac,
-    dash-dotted for a study variant ``NAME.TAG`` (NAME's colour and marker)."""
+VARIANT_STYLES: tuple = ("-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 1)))
+"""Line styles of the study variants of one agent, in their tags' sorted order: dash-dot, dash-dot-dot, dense dots."""
+
+
+def linestyle(agent: str, drawn=()) -> str | tuple:
+    """Solid for planning agents and baselines, dashed for AVEM variants without planning, dotted for sb3-sac;
+    a study variant ``NAME.TAG`` has NAME's colour and marker and the ``VARIANT_STYLES`` entry of its rank among
+    the variants of NAME in ``drawn`` (the agents of the panel; dash-dotted when it is the only one)."""
     if is_variant(agent):
-        return "-."
+        peers = sorted({a for a in (*drawn, agent) if is_variant(a) and base(a) == base(agent)})
+        return VARIANT_STYLES[peers.index(agent) % len(VARIANT_STYLES)]
     if agent == "sb3-sac":
         return ":"
     sw = switches_from_name(agent)

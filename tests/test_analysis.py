@@ -288,10 +288,16 @@ def test_information_gain_pair_is_a_variant_against_its_registered_agent():
                           "control_info_gain": True}])
     sw = ablations.switch_table(runs, list(runs["agent"]))
     assert ablations.pairs(sw) == [("marginal_likelihood", "avem-gen-ml-learned-plan", "avem-gen-elbo-learned-plan"),
-                                   ("control_info_gain", "avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig")]
+                                   ("control_info_gain", "avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig"),
+                                   # switches equal to its agent's: the variant's own panel, against that agent only
+                                   ("study_variant", "avem-gen-ml-learned-plan.h10", "avem-gen-ml-learned-plan")]
     assert A.family("avem-gen-ml-learned-plan.noig") == A.family("avem-gen-ml-learned-plan")
     assert A.colour("avem-gen-ml-learned-plan.noig") == A.colour("avem-gen-ml-learned-plan")
     assert A.linestyle("avem-gen-ml-learned-plan.noig") != A.linestyle("avem-gen-ml-learned-plan")
+    panel = ["avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig", "avem-gen-ml-learned-plan.h10"]
+    styles = [A.linestyle(a, panel) for a in panel]
+    assert len({str(s) for s in styles}) == 3  # two variants of one agent in one panel: told apart by their lines
+    assert styles[2] == A.linestyle("avem-gen-ml-learned-plan.h10") == "-."  # h10 sorts first; alone: dash-dot
     assert A.short_label("avem-gen-ml-learned-plan.noig") == "ml-learned.noig"
     assert A.order(["avem-gen-ml-learned-plan.noig", "avem-gen-elbo-learned-plan", "avem-gen-ml-learned-plan"])[-2:] \
         == ["avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig"]

@@ -6,7 +6,8 @@ model (generative vs discriminative; the discriminative agent has no marginal-li
 no planning, so its partner is the generative ELBO agent without planning), planning (plan vs
 noplan), and the information gain in planning (``ml.control_info_gain``: a study variant
 ``avem-gen-ml-*-plan.TAG`` with it false, against its registered agent). A study variant ``NAME.TAG``
-pairs only with NAME, as its ``set`` may change more than switches. A pair appears only when both sides have runs that reached the budget, on the tasks they
+pairs only with NAME, as its ``set`` may change more than switches; one whose switches equal NAME's (its
+``set`` changes other settings, e.g. ``ml.beta_ml_end``) is paired with NAME in the panel ``study_variant``. A pair appears only when both sides have runs that reached the budget, on the tasks they
 share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
 independent bootstrap of both sides; Agarwal et al. 2021).
 """
@@ -28,6 +29,7 @@ ABLATIONS: dict[str, tuple] = {
     "model": ("generative", "discriminative", "Model: generative vs discriminative"),
     "planning": (True, False, "Planning: with (plan) vs none (noplan)"),
     "control_info_gain": (True, False, "Information gain in planning: with vs without (model keeps the term)"),
+    "study_variant": (None, None, "Study variants against their registered agent (the variant's set; switches equal)"),
 }
 POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "n_tasks",
                "n_runs_with", "n_runs_without", "tasks"]
@@ -56,6 +58,10 @@ def pairs(switches: dict[str, A.Switches]) -> list[tuple[str, str, str]]:
     """``[(switch, with_agent, without_agent)]``: agents differing in exactly that switch, in display order."""
     out = []
     for name, (on, off, _) in ABLATIONS.items():
+        if name == "study_variant":
+            out += [(name, a, A.base(a)) for a in A.order(switches)
+                    if A.is_variant(a) and switches.get(A.base(a)) == switches[a]]
+            continue
         for a in A.order(switches):
             if getattr(switches[a], name) != on:
                 continue
@@ -145,7 +151,7 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
             f"Paired ablations at {b} simulator steps: probability that the variant WITH the switch scores higher "
             f"than the variant WITHOUT it on a randomly drawn task and pair of runs (normalised score, the last "
             f"evaluation at or below the budget), with 95% stratified bootstrap CIs ({reps} resamples, seed {seed}); "
-            f"pairs differ in exactly one switch. P > 0.5 favours the switch; a CI that excludes 0.5 is a "
+            f"pairs differ in exactly one switch (or are a study variant and its registered agent). P > 0.5 favours the switch; a CI that excludes 0.5 is a "
             f"difference beyond seed noise. Row labels give the tasks and runs per side.")})
     style.write_table(pd.DataFrame(all_rows, columns=POI_COLUMNS), tables_dir, "ablations",
                       "Paired ablations: probability of improvement with 95% CI")

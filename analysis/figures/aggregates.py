@@ -113,7 +113,7 @@ def profile_figure(prof: pd.DataFrame, budget: int, out_dir: Path, note: str | N
         ax = axes[i, j]
         for agent in members_of[fam]:
             p = prof[prof["agent"] == agent]
-            ax.plot(p["tau"], p["fraction"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8,
+            ax.plot(p["tau"], p["fraction"], color=A.colour(agent), ls=A.linestyle(agent, members_of[fam]), lw=1.8,
                     label=A.short_label(agent))
             ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=A.colour(agent), alpha=0.15, lw=0)
         style.panel_legend(ax, A.family_title(fam, "\n"), width)

@@ -82,7 +82,7 @@ def draw_curves(ax, table: pd.DataFrame, agents: list[str]) -> None:
         c = table[table["agent"] == agent]
         if c.empty:
             continue
-        ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.8, marker=A.marker(agent),
+        ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent, agents), lw=1.8, marker=A.marker(agent),
                 ms=3.5, markevery=max(1, len(c) // 8), label=A.short_label(agent))
         ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
 

@@ -203,7 +203,7 @@ def _draw(ax, t: pd.DataFrame, members: list[str], handles: dict, reference: flo
         c = t[t["agent"] == agent]
         if c.empty:
             continue
-        (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent), lw=1.6,
+        (line,) = ax.plot(c["step"], c["mean"], color=A.colour(agent), ls=A.linestyle(agent, members), lw=1.6,
                           marker=A.marker(agent) if len(c) <= 3 else None, ms=4)
         ax.fill_between(c["step"], c["ci_low"], c["ci_high"], color=A.colour(agent), alpha=0.18, lw=0)
         handles.setdefault(A.label(agent), line)
@@ -272,7 +272,7 @@ def line_panels(table: pd.DataFrame, terms: list[str], labels: dict, title: str,
             ax.set_title(style.wrap(labels.get(term, term), 34), fontsize=9)
         else:
             if i in lay.legend_rows:
-                proxies = [Line2D([], [], color=A.colour(a), ls=A.linestyle(a), lw=1.6) for a in members]
+                proxies = [Line2D([], [], color=A.colour(a), ls=A.linestyle(a, members), lw=1.6) for a in members]
                 legend_title, names = _legend_text(fam, members, lay.col_width)
                 style.panel_legend(ax, legend_title, lay.col_width, proxies, names)
             if j == 0:
