@@ -73,8 +73,10 @@ def test_reference_config_is_the_shipped_study() -> None:
     study.check()
     assert {a.registered for a in study.agents} == set(registry.names()), "every registered agent"
     variants = {a.name: a for a in study.agents if a.name != a.registered}
-    assert set(variants) == {"avem-gen-ml-learned-plan.noig"}, "the one variant: the information-gain pair"
+    assert set(variants) == {"avem-gen-ml-learned-plan.noig", "avem-gen-ml-learned-plan.beta01"}, \
+        "the variants: the information-gain pair, the full agent at a tenth of the marginal-likelihood weight"
     assert variants["avem-gen-ml-learned-plan.noig"].sets == {"ml.control_info_gain": False}
+    assert variants["avem-gen-ml-learned-plan.beta01"].sets == {"ml.beta_ml_end": 0.1}
     assert study.seeds == (0, 1, 2) and study.steps == 100_000 and study.budgets == (50_000, 100_000)
     assert (study.eval_every, study.eval_episodes) == (10_000, 10)
     assert study.tasks[0] == "cartpole-swingup-pos" and all(t.endswith("-pos") for t in study.tasks)
