@@ -29,7 +29,7 @@ ABLATIONS: dict[str, tuple] = {
     "model": ("generative", "discriminative", "Model: generative vs discriminative"),
     "planning": (True, False, "Planning: with (plan) vs none (noplan)"),
     "control_info_gain": (True, False, "Information gain in planning: with vs without (model keeps the term)"),
-    "study_variant": (None, None, "Study variants against their registered agent (the variant's set; switches equal)"),
+    "study_variant": (None, None, "Study variant vs its registered agent (the variant's set)"),
 }
 POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "n_tasks",
                "n_runs_with", "n_runs_without", "tasks"]
