@@ -58,7 +58,7 @@ def pairs(switches: dict[str, A.Switches]) -> list[tuple[str, str, str]]:
     """``[(switch, with_agent, without_agent)]``: agents differing in exactly that switch, in display order."""
     out = []
     for name, (on, off, _) in ABLATIONS.items():
-        if name == "study_variant":
+        if name == "study_variant":  # not a switch: a variant whose switches equal its registered agent's
             out += [(name, a, A.base(a)) for a in A.order(switches)
                     if A.is_variant(a) and switches.get(A.base(a)) == switches[a]]
             continue
