@@ -7,6 +7,7 @@ of the fault, and through ``loop.train`` in-process otherwise.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from avem.train import faults, loop, rundir
+from avem.train import checkpoint, faults, loop, rundir
 from avem.train.config import resolve
 from tests.conftest import SNAKEMAKE, TINY_RUN, tool_env
 from tests.mlflow_server import group_members, mlflow_server
@@ -137,6 +138,26 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
     lines = _avem_lines(r.stderr)
     assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "no checkpoint in" in lines[0] and "to start over, delete" in lines[0]
+
+
+def test_a_kill_at_any_rename_of_a_save_leaves_a_complete_latest(tmp_path, monkeypatch):
+    """``checkpoint.save`` is a sequence of renames; at each one ``checkpoint.pt`` is there and loads,
+    so a kill mid-save never leaves the run to fall back on the checkpoint before."""
+    checkpoint.save(tmp_path, {"step": 1})
+    checkpoint.save(tmp_path, {"step": 2})
+    latest, real_replace, seen = tmp_path / rundir.CHECKPOINT, os.replace, []
+
+    def watched(src, dst):
+        seen.append(checkpoint.read(latest)["step"])
+        real_replace(src, dst)
+        seen.append(checkpoint.read(latest)["step"])
+
+    monkeypatch.setattr(os, "replace", watched)
+    checkpoint.save(tmp_path, {"step": 3})
+    monkeypatch.undo()
+    assert seen == [2, 2, 2, 3]  # the previous one kept, then the new one in place
+    assert checkpoint.read(tmp_path / rundir.CHECKPOINT_PREV)["step"] == 2
+    assert {p.name for p in tmp_path.iterdir()} == {rundir.CHECKPOINT, rundir.CHECKPOINT_PREV}  # no temporary left
 
 
 # ---- SIGTERM (SLURM preemption, time limit) ----------------------------------------------------

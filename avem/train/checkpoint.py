@@ -7,6 +7,7 @@ A checkpoint is a ``torch.save`` zip archive. "Verified" means every member pass
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -37,13 +38,18 @@ def verify(path: Path) -> None:
 
 def save(out: Path, payload: dict) -> None:
     """Write ``payload`` as ``out/checkpoint.pt``; the previous latest becomes ``checkpoint.prev.pt``
-    only once the new file is complete and verified."""
+    only once the new file is complete and verified.
+
+    A process killed at any moment leaves a complete ``checkpoint.pt``: the previous latest is copied
+    to ``checkpoint.prev.pt`` (itself written atomically) and then replaced by one rename, never moved
+    away first. A copy, not a hard link: the two files must not share the bytes that damage would hit."""
     latest, prev = Path(out) / rundir.CHECKPOINT, Path(out) / rundir.CHECKPOINT_PREV
 
     def keep_previous(tmp: Path) -> None:
         verify(tmp)
         if latest.exists():
-            os.replace(latest, prev)
+            with open(latest, "rb") as src:
+                rundir.atomic_write(prev, lambda f: shutil.copyfileobj(src, f))
 
     rundir.atomic_write(latest, lambda f: torch.save(payload, f), before_replace=keep_previous)
 
