@@ -142,7 +142,8 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
 
 def test_a_kill_at_any_rename_of_a_save_leaves_a_complete_latest(tmp_path, monkeypatch):
     """``checkpoint.save`` is a sequence of renames; at each one ``checkpoint.pt`` is there and loads,
-    so a kill mid-save never leaves the run to fall back on the checkpoint before."""
+    so a kill mid-save never leaves the run to fall back on the checkpoint before; the temporary file
+    such a kill leaves is removed on resume."""
     checkpoint.save(tmp_path, {"step": 1})
     checkpoint.save(tmp_path, {"step": 2})
     latest, real_replace, seen = tmp_path / rundir.CHECKPOINT, os.replace, []
@@ -158,6 +159,10 @@ def test_a_kill_at_any_rename_of_a_save_leaves_a_complete_latest(tmp_path, monke
     assert seen == [2, 2, 2, 3]  # the previous one kept, then the new one in place
     assert checkpoint.read(tmp_path / rundir.CHECKPOINT_PREV)["step"] == 2
     assert {p.name for p in tmp_path.iterdir()} == {rundir.CHECKPOINT, rundir.CHECKPOINT_PREV}  # no temporary left
+
+    killed = tmp_path / f".{rundir.CHECKPOINT}.x1y2.tmp"  # what a save killed before its rename leaves
+    killed.write_bytes(b"half a checkpoint")
+    assert checkpoint.load(tmp_path)["step"] == 3 and not killed.exists()
 
 
 # ---- SIGTERM (SLURM preemption, time limit) ----------------------------------------------------

@@ -66,11 +66,14 @@ def read(path: Path) -> dict:
 def load(out: Path) -> dict:
     """The newest checkpoint of ``out`` that loads: ``checkpoint.pt``, else ``checkpoint.prev.pt``.
 
-    A latest that does not load is reported in one line on stderr and set aside as
-    ``checkpoint.pt.damaged`` (so it never becomes the previous one). Raises ``CheckpointError``,
-    saying how to start over, if none loads.
+    Temporary files of a save that was killed are removed. A latest that does not load is reported
+    in one line on stderr and set aside as ``checkpoint.pt.damaged`` (so it never becomes the previous
+    one). Raises ``CheckpointError``, saying how to start over, if none loads.
     """
     out = Path(out)
+    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREV):  # half-written files of a save that was killed
+        for stale in out.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     damaged: list[tuple[Path, str]] = []
     for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREV):
         path = out / name
