@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,21 @@ def test_a_kill_at_any_rename_of_a_save_leaves_a_complete_latest(tmp_path, monke
     killed = tmp_path / f".{rundir.CHECKPOINT}.x1y2.tmp"  # what a save killed before its rename leaves
     killed.write_bytes(b"half a checkpoint")
     assert checkpoint.load(tmp_path)["step"] == 3 and not killed.exists()
+
+
+def test_a_save_on_a_full_disk_still_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Where the previous latest cannot be copied (no space), it is moved aside as before."""
+    checkpoint.save(tmp_path, {"step": 1})
+
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", no_space)
+    checkpoint.save(tmp_path, {"step": 2})
+    monkeypatch.undo()
+    assert checkpoint.read(tmp_path / rundir.CHECKPOINT)["step"] == 2
+    assert checkpoint.read(tmp_path / rundir.CHECKPOINT_PREV)["step"] == 1
+    assert {p.name for p in tmp_path.iterdir()} == {rundir.CHECKPOINT, rundir.CHECKPOINT_PREV}
 
 
 # ---- SIGTERM (SLURM preemption, time limit) ----------------------------------------------------

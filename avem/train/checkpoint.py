@@ -42,14 +42,18 @@ def save(out: Path, payload: dict) -> None:
 
     A process killed at any moment leaves a complete ``checkpoint.pt``: the previous latest is copied
     to ``checkpoint.prev.pt`` (itself written atomically) and then replaced by one rename, never moved
-    away first. A copy, not a hard link: the two files must not share the bytes that damage would hit."""
+    away first (unless the copy fails, e.g. on a full disk: then it is moved). A copy, not a hard link:
+    the two files must not share the bytes that damage would hit."""
     latest, prev = Path(out) / rundir.CHECKPOINT, Path(out) / rundir.CHECKPOINT_PREV
 
     def keep_previous(tmp: Path) -> None:
         verify(tmp)
         if latest.exists():
-            with open(latest, "rb") as src:
-                rundir.atomic_write(prev, lambda f: shutil.copyfileobj(src, f))
+            try:
+                with open(latest, "rb") as src:
+                    rundir.atomic_write(prev, lambda f: shutil.copyfileobj(src, f))
+            except OSError:  # no room for a copy (a full disk): move it, as a rename needs no space
+                os.replace(latest, prev)
 
     rundir.atomic_write(latest, lambda f: torch.save(payload, f), before_replace=keep_previous)
 
