@@ -75,9 +75,8 @@ def load(out: Path) -> dict:
     one). Raises ``CheckpointError``, saying how to start over, if none loads.
     """
     out = Path(out)
-    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREV):  # half-written files of a save that was killed
-        for stale in out.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREV):
+        rundir.discard_partial_writes(out / name)
     damaged: list[tuple[Path, str]] = []
     for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREV):
         path = out / name

@@ -52,13 +52,24 @@ class RunDirError(ValueError):
     """The output directory holds something this run must not overwrite."""
 
 
+_TMP_PREFIX, _TMP_SUFFIX = ".{}.", ".tmp"
+"""Names of ``atomic_write``'s temporary files: ``.<name>.<random>.tmp`` beside the target."""
+
+
+def discard_partial_writes(path: Path) -> None:
+    """Remove the temporary files that ``atomic_write(path, ...)`` left behind when its process was killed."""
+    path = Path(path)
+    for tmp in path.parent.glob(f"{_TMP_PREFIX.format(path.name)}*{_TMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, write, before_replace=None) -> None:
     """Write through a temporary file in the same directory, then rename: readers never see half a file.
 
     ``before_replace(tmp)``, if given, runs on the complete temporary file just before the rename
     (to verify it, or to move the old file aside); if it raises, ``path`` is left untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.name), suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
