@@ -10,6 +10,14 @@ import pytest
 # Tiny, fast settings for loop tests (simulator steps; cartpole's action repeat is 8).
 TINY_RUN = {"eval_every": 1000, "eval_episodes": 2, "seed_steps": 1000, "checkpoint_every": 1000}
 
+MAX_WORKERS = 4
+"""Test workers under ``-n auto`` (pyproject's addopts; one test file per worker): the usable cores, at most
+this many, since beyond it the longest file (``test_workflow.py``) bounds the suite's wall time anyway."""
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(tmp_path, monkeypatch):

@@ -136,6 +136,44 @@ def _rows_axis(ax, labels: list[str], ys: list[int], n_a: int) -> None:
             style="italic", color="#555555", transform=ax.get_yaxis_transform())
 
 
+def _budget_panel(ax, task: str, b: int, sc: pd.DataFrame, agents: list[str], layout: tuple, ys: list[int],
+                  sizes: np.ndarray, task_anchors: pd.DataFrame, seed: int, reps: int) -> list[dict]:
+    """One task's panel at budget ``b``: family shading, our agents' means with CIs (``sc``: their scores),
+    the anchors published at ``b``; returns the table rows it drew."""
+    grouped, keys, _ = layout
+    n_a, rows = len(grouped), []
+    for i in range(1, len(sizes) - 1, 2):  # every other family shaded
+        ax.axhspan(sizes[i] - 0.5, sizes[i + 1] - 0.5, color="#efefef", zorder=0, lw=0)
+    ax.axhline(n_a, color="#888888", lw=0.8)
+    if sc.empty:
+        ax.text(500, (n_a - 1) / 2, f"no run of this study\nreached {style.fmt_steps(b)} steps", ha="center",
+                va="center", fontsize=style.NOTE_SIZE, color="#b2182b")
+    for agent in agents:
+        vals = sc.loc[sc["agent"] == agent, "return"].to_numpy()
+        if len(vals) == 0:
+            continue
+        m, lo, hi = bootstrap_mean_ci(vals, reps=reps, seed=seed)
+        _draw(ax, grouped.index(agent), m, lo, hi, A.marker(agent), A.colour(agent), elinewidth=1.2)
+        rows.append({"task": task, "budget": b, "kind": "this study", "agent": agent, "observation":
+                     task.rsplit("-", 1)[-1], "mean": m, "ci_low": lo, "ci_high": hi, "sd": np.nan,
+                     "n": len(vals), "source": "this study"})
+    for r in task_anchors[task_anchors["steps"] == b].itertuples():
+        filled = "state" in str(r.observation)
+        _draw(ax, ys[n_a + keys.index(anchor_label(r))], r.mean, r.mean - r.sd, r.mean + r.sd,
+              marker(r.agent), "#555555", mfc="#555555" if filled else "white", mec="#333333",
+              ecolor="#aaaaaa", elinewidth=1)
+        rows.append({"task": task, "budget": b, "kind": "published anchor", "agent": r.agent,
+                     "observation": r.observation, "mean": float(r.mean), "ci_low": np.nan,
+                     "ci_high": np.nan, "sd": float(r.sd), "n": np.nan, "source": r.source})
+    ax.set_title(f"{style.fmt_steps(b)} steps", fontsize=10)
+    ax.set_xlim(-30, 1030)
+    ax.set_xticks([0, 500, 1000])
+    ax.set_xticks([250, 750], minor=True)
+    ax.grid(True, axis="x", which="both")
+    ax.set_xlabel("evaluation return")
+    return rows
+
+
 def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out_dir: Path, tables_dir: Path,
            seed: int, reps: int, note: str | None, seeds_text: str) -> dict:
     """Dot plot per task and budget: our agents' mean return (95% bootstrap CI over seeds), anchors below."""
@@ -160,7 +198,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out
     rows = []
     for task, sub in zip(tasks, subs):
         agents, task_anchors = agents_of[task], anchors_of[task]
-        grouped, keys, labels = layout[task]
+        grouped, _, labels = layout[task]
         n_a = len(grouped)
         ys = list(range(n_a)) + list(range(n_a + 1, len(labels) + 1))  # a gap row between the two blocks
         sizes = np.cumsum([0] + [len(m) for _, m in A.by_family(agents)])
@@ -168,36 +206,8 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out
         axes = sub.subplots(1, len(budgets), sharey=True, squeeze=False)[0]
         for ax, b in zip(axes, budgets):
             sc = per_budget[b]
-            sc = sc[sc["task"] == task]
-            for i in range(1, len(sizes) - 1, 2):  # every other family shaded
-                ax.axhspan(sizes[i] - 0.5, sizes[i + 1] - 0.5, color="#efefef", zorder=0, lw=0)
-            ax.axhline(n_a, color="#888888", lw=0.8)
-            if sc.empty:
-                ax.text(500, (n_a - 1) / 2, f"no run of this study\nreached {style.fmt_steps(b)} steps", ha="center",
-                        va="center", fontsize=style.NOTE_SIZE, color="#b2182b")
-            for agent in agents:
-                vals = sc.loc[sc["agent"] == agent, "return"].to_numpy()
-                if len(vals) == 0:
-                    continue
-                m, lo, hi = bootstrap_mean_ci(vals, reps=reps, seed=seed)
-                _draw(ax, grouped.index(agent), m, lo, hi, A.marker(agent), A.colour(agent), elinewidth=1.2)
-                rows.append({"task": task, "budget": b, "kind": "this study", "agent": agent, "observation":
-                             task.rsplit("-", 1)[-1], "mean": m, "ci_low": lo, "ci_high": hi, "sd": np.nan,
-                             "n": len(vals), "source": "this study"})
-            for r in task_anchors[task_anchors["steps"] == b].itertuples():
-                filled = "state" in str(r.observation)
-                _draw(ax, ys[n_a + keys.index(anchor_label(r))], r.mean, r.mean - r.sd, r.mean + r.sd,
-                      marker(r.agent), "#555555", mfc="#555555" if filled else "white", mec="#333333",
-                      ecolor="#aaaaaa", elinewidth=1)
-                rows.append({"task": task, "budget": b, "kind": "published anchor", "agent": r.agent,
-                             "observation": r.observation, "mean": float(r.mean), "ci_low": np.nan,
-                             "ci_high": np.nan, "sd": float(r.sd), "n": np.nan, "source": r.source})
-            ax.set_title(f"{style.fmt_steps(b)} steps", fontsize=10)
-            ax.set_xlim(-30, 1030)
-            ax.set_xticks([0, 500, 1000])
-            ax.set_xticks([250, 750], minor=True)
-            ax.grid(True, axis="x", which="both")
-            ax.set_xlabel("evaluation return")
+            rows += _budget_panel(ax, task, b, sc[sc["task"] == task], agents, layout[task], ys, sizes, task_anchors,
+                                  seed, reps)
         _rows_axis(axes[0], labels, ys, n_a)
     files = frame.save(out_dir, "anchors")
     table = pd.DataFrame(rows, columns=["task", "budget", "kind", "agent", "observation", "mean", "ci_low",

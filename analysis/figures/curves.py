@@ -130,35 +130,50 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
     members_of = dict(families)
     shared: dict = {}
     for i, j, task, fam in cells:
-        ax, t = axes[i, j], table[table["task"] == task]
-        draw_curves(ax, t, members_of[fam])
-        if not t["agent"].isin(members_of[fam]).any():
-            ax.text(0.5, 0.5, "no run of this family\non this task", ha="center", va="center", transform=ax.transAxes,
-                    fontsize=style.NOTE_SIZE, color="#777777")
-        style.panel_legend(ax, A.family_title(fam, "\n") + ("" if len(tasks) == 1 else f"\non {task}"), PANEL_WIDTH)
-        for r in failed[(failed["task"] == task) & failed["agent"].isin(members_of[fam])].to_dict("records"):
-            ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
-                    color=A.colour(r["agent"]), zorder=5)
-            shared.setdefault("failed run (diverged): its last evaluation",
-                              Line2D([], [], ls="none", marker="X", ms=9, mec="black", mew=0.8, color="white"))
-        xmax = float(xmax_of[task])
-        anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, shared, offset=ANCHOR_OFFSET * xmax)
-        ax.set_ylim(0, 1000)
-        task_anchors = anchors[anchors["task"] == domain_task(task)]
-        n_marks = len({anchor_marks.anchor_label(r) for r in task_anchors.itertuples()})
-        ax.set_xlim(0, x_right(xmax, n_marks, ANCHOR_OFFSET * xmax))
+        title = A.family_title(fam, "\n") + ("" if len(tasks) == 1 else f"\non {task}")
+        draw_panel(axes[i, j], table[table["task"] == task], members_of[fam], title,
+                   failed[(failed["task"] == task) & failed["agent"].isin(members_of[fam])], anchors, task,
+                   float(xmax_of[task]), shared)
         if j == 0:
-            ax.set_ylabel("evaluation return")
+            axes[i, j].set_ylabel("evaluation return")
         if style.is_lowest(cells, i, j):
-            ax.set_xlabel("simulator steps")
-            ax.xaxis.set_tick_params(labelbottom=True)
-        style.steps_axis(ax)
+            axes[i, j].set_xlabel("simulator steps")
+            axes[i, j].xaxis.set_tick_params(labelbottom=True)
+        style.steps_axis(axes[i, j])
     style.hide_unused(axes, cells)
     frame.main.suptitle("Learning curves" + (f" on {tasks[0]}" if len(tasks) == 1 else "")
                         + ": mean evaluation return, 95% bootstrap CI over seeds")
     frame.legend(list(shared.values()), list(shared.keys()))
     files = frame.save(out_dir, "curves")
     files += style.write_table(table, tables_dir, "curves", "Learning curves (mean return, 95% bootstrap CI)")
+    return {"files": files, "caption": caption_text(eval_df, tasks, families, failed, shown_anchors, anchors,
+                                                    omitted_any, seed, reps)}
+
+
+def draw_panel(ax, table: pd.DataFrame, members: list[str], title: str, failed: pd.DataFrame, anchors: pd.DataFrame,
+               task: str, xmax: float, shared: dict) -> None:
+    """One family's panel on one task: its curves, its failed runs' crosses, the task's anchor marks, the
+    shared y range and an x range that holds the marks. ``shared``: legend handles, filled in here."""
+    draw_curves(ax, table, members)
+    if not table["agent"].isin(members).any():
+        ax.text(0.5, 0.5, "no run of this family\non this task", ha="center", va="center", transform=ax.transAxes,
+                fontsize=style.NOTE_SIZE, color="#777777")
+    style.panel_legend(ax, title, PANEL_WIDTH)
+    for r in failed.to_dict("records"):
+        ax.plot([r["step"]], [r["return"]], ls="none", marker="X", ms=9, mec="black", mew=0.8,
+                color=A.colour(r["agent"]), zorder=5)
+        shared.setdefault("failed run (diverged): its last evaluation",
+                          Line2D([], [], ls="none", marker="X", ms=9, mec="black", mew=0.8, color="white"))
+    anchor_marks.draw_marks(ax, anchors, task, xmax * 1.05, shared, offset=ANCHOR_OFFSET * xmax)
+    ax.set_ylim(0, 1000)
+    task_anchors = anchors[anchors["task"] == domain_task(task)]
+    n_marks = len({anchor_marks.anchor_label(r) for r in task_anchors.itertuples()})
+    ax.set_xlim(0, x_right(xmax, n_marks, ANCHOR_OFFSET * xmax))
+
+
+def caption_text(eval_df: pd.DataFrame, tasks: list[str], families: list, failed: pd.DataFrame,
+                 shown_anchors: pd.DataFrame, anchors: pd.DataFrame, omitted_any: set, seed: int, reps: int) -> str:
+    """The figure's caption: layout, families, estimator, seeds, failed runs and where the anchors are."""
     anchors_text = anchor_marks.sources_sentence(shown_anchors)
     if shown_anchors.empty and not anchors.empty:
         anchors_text = ("No published anchor lies within the plotted range (anchors are full-state or pixel results, "
@@ -176,4 +191,4 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, out_dir: Path, tables_d
                f"simulator steps; line = mean over seeds, band = 95% percentile bootstrap CI ({reps} resamples, seed "
                f"{seed}); {seeds_text(eval_df)}. Dashed: AVEM variants without planning." + failed_text + " "
                + anchors_text)
-    return {"files": files, "caption": caption.strip()}
+    return caption.strip()

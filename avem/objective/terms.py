@@ -15,6 +15,9 @@ from typing import Mapping
 
 import torch
 
+__all__ = ["effective_sample_size", "free_nats", "gaussian_kl", "gaussian_log_prob", "information_gain",
+           "iw_log_marginal", "linear_anneal", "normalized_weights", "uniform_box_kl", "weighted_sum"]
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
