@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from avem.agents import registry
 from avem.train import checkpoint, faults, loop, rundir
 from avem.train.config import resolve
 from tests.conftest import SNAKEMAKE, TINY_RUN, tool_env
@@ -202,6 +203,29 @@ def test_sigterm_interrupts_cleanly_and_the_rerun_resumes(tmp_path, reference):
     assert info2["status"] == "finished" and "reason" not in info2
     _, run, runs = _mlflow(out)
     assert run.info.run_id == info["mlflow_run_id"] and run.info.status == "FINISHED" and len(runs) == 1
+
+
+def test_a_stop_signal_ends_an_update_burst_before_its_next_update(tmp_path, monkeypatch):
+    """A SIGTERM that arrives during the first update of a 50-update burst (PlaNet's per-episode schedule)
+    ends the run before the second update; the handler is called as the signal would call it."""
+    run, cfg = resolve("planet", TASK, seed=0, steps=5000, tiny=True,
+                       sets={**TINY_RUN, "updates_per_episode": 50})
+    agent_cls, calls = registry.get("planet").factory, []
+    real_update = agent_cls.update
+
+    def update(agent, buffer):
+        calls.append(1)
+        if len(calls) == 1:
+            handler = signal.getsignal(signal.SIGTERM)
+            assert isinstance(handler, type(faults.StopSignals()._note)), "the loop's stop handler is not installed"
+            handler(signal.SIGTERM, None)
+        return real_update(agent, buffer)
+
+    monkeypatch.setattr(agent_cls, "update", update)
+    with pytest.raises(faults.Interrupted, match="interrupted by SIGTERM at simulator step"):
+        loop.train(run, cfg, tmp_path / "run", tracking=False)
+    assert len(calls) == 1
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
 
 
 # ---- orphan MLflow runs ----------------------------------------------------------------------

@@ -391,9 +391,17 @@ def _train_episodes(t: _Training) -> None:
 
 
 def _update(t: _Training, first_step: bool) -> dict[str, float]:
-    """The updates due after this agent step (``avem.train.schedule``); their metrics' mean ({} for none)."""
+    """The updates due after this agent step (``avem.train.schedule``); their metrics' mean ({} for none).
+
+    A stop signal is honoured before each update, not only after the step: a burst of
+    ``updates_per_episode`` (Dreamer: 100 updates of seconds each on CPU) would outlast SLURM's grace
+    period before SIGKILL. Stopping mid-burst loses nothing: the rerun resumes from the last checkpoint."""
     n, t.state.update_credit = t.schedule.due(t.state.update_credit, first_step)
-    return mean_metrics([t.agent.update(t.buffer) for _ in range(n)])
+    rows = []
+    for _ in range(n):
+        t.stop.check(t.state.sim_step)
+        rows.append(t.agent.update(t.buffer))
+    return mean_metrics(rows)
 
 
 def _write_tables(out: Path, state: LoopState, always_metrics: bool = False) -> None:
