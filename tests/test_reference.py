@@ -84,8 +84,9 @@ def test_reference_config_is_the_shipped_study() -> None:
     no_latent = {"random", "sac-state", "sb3-sac"}  # sb3-sac's frame stack is sac's, probed there
     assert set(study.probe_agents) == set(study.agent_names) - no_latent and study.probe_tasks == study.tasks
     dreamer = study.agent("dreamer")
-    assert dreamer.sets == {"imagine_starts": 256} and "imagine_starts=256" in dreamer.preset
-    assert "CEM" in study.agent("planet").preset
+    assert dreamer.sets == {"imagine_starts": 256, "threads": 2} and "imagine_starts=256" in dreamer.preset
+    assert "CEM" in study.agent("planet").preset and study.agent("planet").sets == {"threads": 2}
+    assert study.threads_of("dreamer") == study.threads_of("planet") == 2, "their remaining runs: one per session"
     header = REFERENCE.read_text().split("\nexperiment:")[0]
     assert "ESTIMATE" in header and all(a in header for a in ("planet", "dreamer", "random")), \
         "the header estimates the CPU-hours of every agent"
