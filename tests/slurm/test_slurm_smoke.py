@@ -1,7 +1,7 @@
 """Smoke test against a local SLURM cluster started by workflows/scripts/slurm_local.sh.
 
 Run:  bash workflows/scripts/slurm_local.sh up /tmp/avem-slurm
-      AVEM_SLURM_STATE=/tmp/avem-slurm pytest -m slurm tests/slurm
+      AVEM_SLURM_STATE=/tmp/avem-slurm pytest -n 0 -m slurm tests/slurm
 """
 
 from __future__ import annotations
