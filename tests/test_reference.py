@@ -221,6 +221,27 @@ def test_committed_runs_are_published() -> None:
             assert not set(info) & set(results.MACHINE_LOCAL), f
 
 
+def test_readme_results_table_matches_the_committed_tables() -> None:
+    """README's results table quotes each agent's seed count, IQM at 100k with its CI and velocity probe
+    exactly as ``results/reference/tables`` rounds them to 3 decimals (a number copied by hand drifts)."""
+    import pandas as pd
+
+    tables = ROOT / "results" / "reference" / "tables"
+    agg = pd.read_csv(tables / "aggregates.csv")
+    agg = agg[(agg.budget == 100000) & (agg.metric == "iqm")].set_index("agent")
+    probe = pd.read_csv(tables / "probe_summary.csv")
+    probe = probe[probe.target_group == "velocity"].set_index("agent")
+    runs = pd.read_csv(tables / "runs.csv")
+    seeds = runs[runs.status == "finished"].groupby("agent").size()
+    row = re.compile(r"^\| `([^`]+)`[^|]*\| (\d+) \| (\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\][^|]*\| ([-\d.]+) \|$")
+    quoted = {m[1]: m.groups()[1:] for m in map(row.match, (ROOT / "README.md").read_text().splitlines()) if m}
+    assert set(quoted) == set(agg.index), set(quoted) ^ set(agg.index)
+    for agent, (n, iqm, lo, hi, vel) in quoted.items():
+        a = agg.loc[agent]
+        assert (int(n), iqm, lo, hi) == (seeds[agent], f"{a.value:.3f}", f"{a.ci_low:.3f}", f"{a.ci_high:.3f}"), agent
+        assert vel == (f"{probe.loc[agent].mean_r2:.3f}" if agent in probe.index else "-"), agent
+
+
 # ---- MLflow import ---------------------------------------------------------------------------------
 def test_mlflow_import_loads_committed_runs_once(tmp_path: Path, capsys) -> None:
     from mlflow.tracking import MlflowClient
