@@ -161,12 +161,20 @@ class Study:
 
     # ---- validation -----------------------------------------------------------------------
     def _gpu_errors(self, agent: str, run, reported: set[str]) -> list[str]:
-        """A training job that asks SLURM for a GPU but would run on the CPU (said once per agent)."""
-        if run.device != "cpu" or not asks_for_gpu(self.resources_of(agent)) or "gpu" in reported:
+        """A training job that asks SLURM for a GPU but would run on the CPU (said once per agent): ``device=cpu``,
+        or an agent whose constructor takes no device (``auto`` resolves to the CPU for it)."""
+        from avem.agents import registry
+
+        if not asks_for_gpu(self.resources_of(agent)) or "gpu" in reported:
+            return []
+        if run.device != "cpu" and registry.takes_device(run.agent):
             return []
         reported.add("gpu")
-        return [f"agents.{agent}: its training jobs ask for a GPU (resources) but would run on the CPU: "
-                "add set: {device: cuda}"]
+        if run.device == "cpu":
+            return [f"agents.{agent}: its training jobs ask for a GPU (resources) but would run on the CPU: "
+                    "add set: {device: cuda}"]
+        return [f"agents.{agent}: its training jobs ask for a GPU (resources) but agent {run.agent!r} cannot run on "
+                "CUDA (its constructor takes no device argument)"]
 
     def check(self) -> None:
         """Resolve every (task, agent) as ``avem train`` will; raise ``StudyError`` listing every problem."""

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from avem import study as avem_study
 from avem.agents import registry
 from avem.train import loop, rundir
 from avem.train.config import resolve, to_dict
@@ -58,7 +60,7 @@ def test_cli_refuses_cuda_in_one_line_and_writes_nothing(tmp_path):
     assert not out.exists() and not store.exists()
 
 
-def test_an_agent_without_a_device_argument_runs_on_the_cpu_only():
+def test_an_agent_without_a_device_argument_runs_on_the_cpu_only(monkeypatch):
     class NoDevice:
         def __init__(self, obs_space, act_space, cfg, seed):
             pass
@@ -76,9 +78,15 @@ def test_an_agent_without_a_device_argument_runs_on_the_cpu_only():
         with pytest.raises(ValueError, match="cannot run on cuda"):
             registry.build("no-device-test", space, space, Cfg(), 0, device="cuda")
         run, _ = resolve("no-device-test", TASK, sets={"device": "auto"})
-        if CUDA:
-            with pytest.raises(ValueError, match="its constructor takes no device argument"):
-                run.resolved_device()
+        assert run.resolved_device() == "cpu"  # auto falls back to the CPU, with or without CUDA
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert run.resolved_device() == "cpu"
+        gpu_jobs = SimpleNamespace(resources_of=lambda agent: {"gres": "gpu:1"})  # nor may a study ask a GPU for it
+        said = avem_study.Study._gpu_errors(gpu_jobs, "no-device-test", run, set())
+        assert len(said) == 1 and "agent 'no-device-test' cannot run on CUDA" in said[0], said
+        cuda, _ = resolve("no-device-test", TASK, sets={"device": "cuda"})
+        with pytest.raises(ValueError, match="its constructor takes no device argument"):
+            cuda.resolved_device()
     finally:
         registry.unregister("no-device-test")
 
@@ -135,3 +143,12 @@ def test_every_agent_trains_a_tiny_run_on_cuda(name, tmp_path):
     obs, _ = env.reset(seed=0)
     action, _, _ = cpu_agent.act(obs, cpu_agent.initial_state(), explore=True)
     assert action.shape == env.action_space.shape and np.isfinite(action).all()
+
+
+def test_uniform_prior_draws_on_the_planners_device_without_a_generator():
+    """Without a generator the uniform prior's draws land on the device it was built for (the state's)."""
+    from avem.planning.priors import UniformActionPrior
+
+    assert UniformActionPrior(2, device="meta").sample(3, None).device.type == "meta"
+    gen = torch.Generator().manual_seed(0)
+    assert UniformActionPrior(2, device="meta").sample(3, gen).device.type == "cpu"  # the generator's device wins

@@ -115,10 +115,10 @@ class AgentBase:
     @staticmethod
     @contextlib.contextmanager
     def seeded_init(seed: int) -> Iterator[None]:
-        """Context for building networks: torch's global generator seeded with ``seed`` inside, restored after,
-        so the initial weights depend on the seed only."""
+        """Context for building networks: torch's global CPU generator seeded with ``seed`` inside, restored after,
+        so the initial weights depend on the seed only (networks are built on the CPU; CUDA generators are left alone)."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             yield
 
     def initial_state(self) -> Any:

@@ -56,7 +56,7 @@ class LatentPlanner:
     def action_prior(self, feat: torch.Tensor, prior_fn: PriorFn | None):
         """The prior over u at one state ``feat (1, F)``."""
         if prior_fn is None:
-            return UniformActionPrior(self.act_dim)
+            return UniformActionPrior(self.act_dim, device=feat.device)
         dist = prior_fn(feat)
         return GaussianActionPrior(dist.mean[0], dist.std[0])
 

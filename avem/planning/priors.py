@@ -47,13 +47,13 @@ class GaussianActionPrior:
 
 
 class UniformActionPrior:
-    """Uniform over ``[-1, 1]^A``, expressed over u."""
+    """Uniform over ``[-1, 1]^A``, expressed over u; draws land on ``gen``'s device, else on ``device``."""
 
-    def __init__(self, act_dim: int, kl_samples: int = 64):
-        self.act_dim, self.kl_samples = act_dim, kl_samples
+    def __init__(self, act_dim: int, kl_samples: int = 64, device: torch.device | str = "cpu"):
+        self.act_dim, self.kl_samples, self.device = act_dim, kl_samples, torch.device(device)
 
     def sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
-        a = torch.rand((n, self.act_dim), generator=gen, device=gen.device if gen is not None else None) * 2.0 - 1.0
+        a = torch.rand((n, self.act_dim), generator=gen, device=gen.device if gen is not None else self.device) * 2.0 - 1.0
         return torch.atanh(a.clamp(-1 + _EDGE, 1 - _EDGE))
 
     def log_prob(self, u: torch.Tensor) -> torch.Tensor:

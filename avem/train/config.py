@@ -78,12 +78,15 @@ class RunConfig:
         require(checks)
 
     def resolved_device(self) -> str:
-        """``cpu`` or ``cuda``: ``device`` with ``auto`` resolved. Raises ``ValueError`` (one line) for
-        ``device=cuda`` without a CUDA device, or for an agent that cannot run on CUDA; checked before
+        """``cpu`` or ``cuda``: ``device`` with ``auto`` resolved (CUDA where torch finds a device and the agent's
+        constructor takes one, else the CPU, so a requeued job runs on any node). Raises ``ValueError`` (one
+        line) for ``device=cuda`` without a CUDA device, or for an agent that cannot run on CUDA; checked before
         any output is written (not in ``validate``: a study is resolved on machines without a GPU)."""
         import torch
 
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() and registry.takes_device(self.agent) else "cpu"
+        device = self.device
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device=cuda but torch finds no CUDA device (torch.cuda.is_available() is False); "
                              "use device=cpu or device=auto")
