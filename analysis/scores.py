@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.tidy import FAILED_RUN
+
 MAX_RETURN = 1000.0
 KEY = ["task", "agent", "seed"]
 
@@ -25,16 +27,29 @@ def per_run_steps(eval_df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(KEY + ["step"]).reset_index(drop=True)
 
 
-def at_budget(eval_df: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Per run, the last evaluation at or below ``budget`` among runs that REACHED it.
+def failed_keys(runs_table: pd.DataFrame | None) -> frozenset[tuple[str, str, int]]:
+    """``(task, agent, seed)`` of the runs whose ``runs.csv`` status is ``failed`` (they diverged and ended)."""
+    if runs_table is None or runs_table.empty:
+        return frozenset()
+    f = runs_table[runs_table["status"] == FAILED_RUN]
+    return frozenset(zip(f["task"], f["agent"], f["seed"].astype(int)))
 
-    A run reaches the budget when its last evaluation step is >= ``budget`` (a run stopped short
-    is not scored at an earlier step). Columns: ``task, agent, seed, step, return, score``.
+
+def at_budget(eval_df: pd.DataFrame, budget: int, failed: frozenset = frozenset()) -> pd.DataFrame:
+    """Per run, the last evaluation at or below ``budget`` among runs that REACHED it or FAILED before it.
+
+    A run reaches the budget when its last evaluation step is >= ``budget``; a run still running or
+    cut off short of it is not scored. A run in ``failed`` (``failed_keys``: it diverged and ended) is
+    scored at every budget by its last evaluation before it diverged: leaving it out would score only
+    the runs that survived, so an agent that diverges more often would look better.
+    Columns: ``task, agent, seed, step, return, score``.
     """
     pts = per_run_steps(eval_df)
     if pts.empty:
         return pd.DataFrame(columns=KEY + ["step", "return", "score"])
     reached = pts.groupby(KEY)["step"].transform("max") >= budget
+    if failed:
+        reached |= pd.Series(list(zip(pts["task"], pts["agent"], pts["seed"].astype(int))), index=pts.index).isin(failed)
     pts = pts[reached & (pts["step"] <= budget)]
     out = pts.sort_values("step").groupby(KEY, as_index=False).last()
     out["score"] = out["return"] / MAX_RETURN

@@ -196,6 +196,10 @@ def test_statistics_tables_content(study):
     scores = pd.read_csv(tables / "budget_scores.csv")
     r = scores[(scores["task"] == RUNNING[0]) & (scores["agent"] == RUNNING[1]) & (scores["seed"] == RUNNING[2])]
     assert list(r["budget"]) == [100000]
+    # the diverged run ended at 200k: scored at both budgets by its last evaluation, not left out
+    d = scores[(scores["task"] == DIVERGED[0]) & (scores["agent"] == DIVERGED[1]) & (scores["seed"] == DIVERGED[2])]
+    assert list(d["budget"]) == [100000, 500000] and d["step"].max() <= 200000
+    assert a500.loc[DIVERGED[1], "n_runs_per_task"] == 3
     abl = pd.read_csv(tables / "ablations.csv")
     pairs = set(zip(abl.loc[abl["budget"] == 500000, "switch"], abl.loc[abl["budget"] == 500000, "with_agent"],
                     abl.loc[abl["budget"] == 500000, "without_agent"]))
@@ -204,7 +208,7 @@ def test_statistics_tables_content(study):
                      ("model", "avem-gen-elbo-uniform-noplan", "avem-disc-uniform"),
                      ("planning", "avem-gen-elbo-uniform-plan", "avem-gen-elbo-uniform-noplan"),
                      ("control_info_gain", "avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig")}
-    assert abl["poi"].dropna().between(0, 1).all()
+    assert abl["poi"].dropna().between(0, 1).all() and abl["p_value"].dropna().between(0, 1, inclusive="right").all()
     final = pd.read_csv(tables / "terms_final.csv")
     assert {"kl_z", "kl_a", "cll", "mll", "info_gain", "reward"} <= set(final["term"])
 
@@ -308,6 +312,8 @@ def test_budget_uses_last_eval_at_or_below_and_rectangular_matrix():
                        "step": [0, 90, 120, 0, 80], "return": [0.0, 500.0, 900.0, 0.0, 400.0]})
     s = at_budget(ev, 100)
     assert list(s["seed"]) == [0] and s["score"].iloc[0] == 0.5  # seed 1 never reached 100
+    s = at_budget(ev, 100, failed=frozenset({("t-a-pos", "x", 1)}))  # seed 1 diverged after 80: scored there
+    assert list(s["seed"]) == [0, 1] and list(s["step"]) == [90, 80] and list(s["score"]) == [0.5, 0.4]
     ev2 = pd.concat([ev, ev.assign(task="t-b-pos")]).reset_index(drop=True)
     ev2 = ev2[~((ev2["task"] == "t-b-pos") & (ev2["seed"] == 1))]
     m, note = matrix(at_budget(ev2, 80), "x", ["t-a-pos", "t-b-pos"])

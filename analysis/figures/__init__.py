@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import style, tidy
+from analysis.scores import failed_keys
 from analysis.figures import ablations, aggregates, anchors, curves, model_quality, probes, terms
 from avem.study import write_manifest
 
@@ -49,7 +50,8 @@ def presets_note(runs: pd.DataFrame) -> str:
 
 
 def _aggregates_and_ablations(ev, runs, budgets, out_dir, tables_dir, seed, reps, missing, seeds) -> list[dict]:
-    entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds)
+    entries, per_budget = aggregates.figures(ev, budgets, out_dir, tables_dir, seed, reps, missing, seeds,
+                                             failed_keys(runs))
     return entries + ablations.figures(per_budget, runs, out_dir, tables_dir, seed, reps, missing)
 
 
@@ -82,7 +84,7 @@ def make_all(tables_dir: Path, out_dir: Path, budgets: list[int], anchors_csv: P
         (terms.figures, (t["metrics"], *common, seeds, ("losses",))),
         (probes.figure, (t["probe"], runs, *common)),
         (model_quality.figure, (t["metrics"], *common, seeds)),
-        (anchors.figure, (ev, anchor_df, budgets, *common, seeds)),
+        (anchors.figure, (ev, anchor_df, budgets, *common, seeds, failed_keys(runs))),
     ]
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor

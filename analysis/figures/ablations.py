@@ -9,7 +9,9 @@ noplan), and the information gain in planning (``ml.control_info_gain``: a study
 pairs only with NAME, as its ``set`` may change more than switches; one whose switches equal NAME's (its
 ``set`` changes other settings, e.g. ``ml.beta_ml_end``) is paired with NAME in the panel ``study_variant``. A pair appears only when both sides have runs that reached the budget, on the tasks they
 share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
-independent bootstrap of both sides; Agarwal et al. 2021).
+independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the one-sided stratified
+permutation p of P under no effect (``analysis.stats.probability_of_improvement_pvalue``), since with few
+runs the percentile CI has zero width whenever one side's runs all beat the other's.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ ABLATIONS: dict[str, tuple] = {
     "control_info_gain": (True, False, "Information gain in planning: with vs without (model keeps the term)"),
     "study_variant": (None, None, "Study variant vs its registered agent (the variant's set)"),
 }
-POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "n_tasks",
+POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "p_value", "n_tasks",
                "n_runs_with", "n_runs_without", "tasks"]
 
 
@@ -88,7 +90,9 @@ def poi_rows(scores: pd.DataFrame, switches: dict, budget: int, seed: int, reps:
         notes += [n for n in (nx, ny) if n]
         p, ci = stats.probability_of_improvement_ci(x, y, reps=reps, seed=seed)
         rows.append({"budget": budget, "switch": name, "with_agent": a, "without_agent": b, "poi": p,
-                     "ci_low": ci[0], "ci_high": ci[1], "n_tasks": len(tasks), "n_runs_with": x.shape[0],
+                     "ci_low": ci[0], "ci_high": ci[1],
+                     "p_value": stats.probability_of_improvement_pvalue(x, y, reps=reps, seed=seed),
+                     "n_tasks": len(tasks), "n_runs_with": x.shape[0],
                      "n_runs_without": y.shape[0], "tasks": " ".join(tasks)})
     return rows, notes
 
@@ -137,7 +141,7 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
                    "no pair of AVEM variants differing in exactly one switch has runs at this budget"
                    + (" (" + "; ".join(notes) + ")" if notes else ""))
             all_rows.append({"budget": b, "switch": "", "with_agent": "", "without_agent": "", "poi": np.nan,
-                             "ci_low": np.nan, "ci_high": np.nan, "n_tasks": 0, "n_runs_with": 0,
+                             "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n_tasks": 0, "n_runs_with": 0,
                              "n_runs_without": 0, "tasks": why})
             files = style.placeholder(out_dir, f"ablations_{tag}", f"Paired ablations at {tag} simulator steps",
                                       why[0].upper() + why[1:] + ".")
@@ -151,8 +155,11 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
             f"Paired ablations at {b} simulator steps: probability that the variant WITH the switch scores higher "
             f"than the variant WITHOUT it on a randomly drawn task and pair of runs (normalised score, the last "
             f"evaluation at or below the budget), with 95% stratified bootstrap CIs ({reps} resamples, seed {seed}); "
-            f"pairs differ in exactly one switch (or are a study variant and its registered agent). P > 0.5 favours the switch; a CI that excludes 0.5 is a "
-            f"difference beyond seed noise. Row labels give the tasks and runs per side.")})
+            f"pairs differ in exactly one switch (or are a study variant and its registered agent). P > 0.5 favours the switch. "
+            f"With few runs the percentile CI understates the uncertainty (it has zero width when every run of one side "
+            f"beats every run of the other), so ablations.csv also gives the one-sided stratified permutation p of P "
+            f"(exact where the relabellings are few: 3 vs 3 runs on one task cannot go below 0.05). Row labels give the "
+            f"tasks and runs per side.")})
     style.write_table(pd.DataFrame(all_rows, columns=POI_COLUMNS), tables_dir, "ablations",
                       "Paired ablations: probability of improvement with 95% CI")
     return entries

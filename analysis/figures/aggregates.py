@@ -33,9 +33,10 @@ def score_dict(scores: pd.DataFrame, agents: list[str], tasks: list[str]) -> tup
     return out, notes
 
 
-def budget_tables(eval_df: pd.DataFrame, budget: int, seed: int, reps: int):
-    """``(scores at budget, aggregates rows, profile rows, score dict, notes)`` for one budget."""
-    sc = at_budget(eval_df, budget)
+def budget_tables(eval_df: pd.DataFrame, budget: int, seed: int, reps: int, failed: frozenset = frozenset()):
+    """``(scores at budget, aggregates rows, profile rows, score dict, notes)`` for one budget; ``failed``:
+    ``scores.at_budget``."""
+    sc = at_budget(eval_df, budget, failed)
     if sc.empty:
         note = f"no run reached {budget} simulator steps"
         row = {"budget": budget, "agent": "", "metric": "", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
@@ -131,14 +132,15 @@ def profile_figure(prof: pd.DataFrame, budget: int, out_dir: Path, note: str | N
 
 
 def figures(eval_df: pd.DataFrame, budgets: list[int], out_dir: Path, tables_dir: Path, seed: int, reps: int,
-            missing: str | None, seeds_text: str) -> tuple[list[dict], dict]:
-    """All budgets: figures, ``aggregates``/``profiles``/``budget_scores`` tables, and the score dicts.
+            missing: str | None, seeds_text: str, failed: frozenset = frozenset()) -> tuple[list[dict], dict]:
+    """All budgets: figures, ``aggregates``/``profiles``/``budget_scores`` tables, and the score dicts
+    (``failed`` runs scored at their last evaluation: ``scores.at_budget``).
 
     Returns ``(manifest entries, {budget: scores at budget})``.
     """
     entries, all_rows, all_prof, all_scores, per_budget = [], [], [], [], {}
     for b in budgets:
-        sc, rows, prof, data, notes = budget_tables(eval_df, b, seed, reps)
+        sc, rows, prof, data, notes = budget_tables(eval_df, b, seed, reps, failed)
         per_budget[b] = sc
         all_rows += rows
         all_prof += prof

@@ -175,8 +175,9 @@ def _budget_panel(ax, task: str, b: int, sc: pd.DataFrame, agents: list[str], la
 
 
 def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out_dir: Path, tables_dir: Path,
-           seed: int, reps: int, note: str | None, seeds_text: str) -> dict:
-    """Dot plot per task and budget: our agents' mean return (95% bootstrap CI over seeds), anchors below."""
+           seed: int, reps: int, note: str | None, seeds_text: str, failed: frozenset = frozenset()) -> dict:
+    """Dot plot per task and budget: our agents' mean return (95% bootstrap CI over seeds), anchors below
+    (``failed`` runs scored at their last evaluation: ``scores.at_budget``)."""
     style.setup()
     tasks = sorted(eval_df["task"].unique()) if not eval_df.empty else []
     if not tasks:
@@ -185,7 +186,7 @@ def figure(eval_df: pd.DataFrame, anchors: pd.DataFrame, budgets: list[int], out
     shown = anchors[anchors["task"].isin({domain_task(t) for t in tasks})]
     # one column per budget and per published step count, so the anchors always appear
     budgets = sorted(set(budgets) | {int(s) for s in shown["steps"]})
-    per_budget = {b: at_budget(eval_df, b) for b in budgets}
+    per_budget = {b: at_budget(eval_df, b, failed) for b in budgets}
     agents_of = {t: A.order(eval_df.loc[eval_df["task"] == t, "agent"]) for t in tasks}
     anchors_of = {t: shown[shown["task"] == domain_task(t)] for t in tasks}
     layout = {t: rows_of(agents_of[t], anchors_of[t]) for t in tasks}
