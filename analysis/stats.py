@@ -430,12 +430,13 @@ def _u2_of_splits(column: np.ndarray, in_x: np.ndarray) -> np.ndarray:
 
 
 def probability_of_improvement_pvalue(x, y, reps: int = 2000, seed: int = 0, exact_limit: int = 20000) -> float:
-    """One-sided p-value of :func:`probability_of_improvement` against "no effect": a stratified permutation test.
+    """Two-sided p-value of :func:`probability_of_improvement` against "no effect": a stratified permutation test.
 
     Under the null hypothesis the runs of X and Y are exchangeable within each task, so the labels are
     permuted within every task column and P(X > Y) recomputed; p is the fraction of relabellings whose P
-    is at least the observed one. Exact (every relabelling, each equally likely) when there are at most
-    ``exact_limit`` of them, e.g. 3 vs 3 runs on one task: 20, the smallest p being 1/20; otherwise ``reps``
+    is at least as far from 0.5 as the observed one. Exact (every relabelling, each equally likely) when
+    there are at most ``exact_limit`` of them, e.g. 3 vs 3 runs on one task: 20, the smallest p being
+    2/20 (4 vs 4: 2/70); otherwise ``reps``
     seeded random relabellings with p = (1 + count) / (1 + reps). Written here because the percentile
     bootstrap CI of P has zero width whenever every run of one side beats every run of the other, whatever
     the number of runs; this p says how likely such a separation is by chance.
@@ -450,7 +451,8 @@ def probability_of_improvement_pvalue(x, y, reps: int = 2000, seed: int = 0, exa
     pooled = np.concatenate([xs, ys], axis=0)
     observed = np.full((1, n + m), False)
     observed[0, :n] = True
-    target = sum(int(_u2_of_splits(pooled[:, t], observed)[0]) for t in range(tasks))
+    centre = tasks * n * m  # the sum over tasks of 2U at P = 0.5
+    target = abs(sum(int(_u2_of_splits(pooled[:, t], observed)[0]) for t in range(tasks)) - centre)
     if math.comb(n + m, n) ** tasks <= exact_limit:
         in_x = np.full((math.comb(n + m, n), n + m), False)
         for k, c in enumerate(itertools.combinations(range(n + m), n)):
@@ -458,13 +460,13 @@ def probability_of_improvement_pvalue(x, y, reps: int = 2000, seed: int = 0, exa
         total = np.zeros(1, dtype=np.int64)
         for t in range(tasks):  # the distribution of the sum over tasks: every combination of relabellings
             total = (total[:, None] + _u2_of_splits(pooled[:, t], in_x)[None, :]).ravel()
-        return float(np.mean(total >= target))
+        return float(np.mean(np.abs(total - centre) >= target))
     rng = _make_rng(seed)
     total = np.zeros(_check_reps(reps), dtype=np.int64)
     for t in range(tasks):
         in_x = rng.permuted(np.tile(np.arange(n + m) < n, (total.size, 1)), axis=1)
         total += _u2_of_splits(pooled[:, t], in_x)
-    return float((1 + np.sum(total >= target)) / (1 + total.size))
+    return float((1 + np.sum(np.abs(total - centre) >= target)) / (1 + total.size))
 
 
 def probability_of_improvement_ci(

@@ -9,7 +9,7 @@ noplan), and the information gain in planning (``ml.control_info_gain``: a study
 pairs only with NAME, as its ``set`` may change more than switches; one whose switches equal NAME's (its
 ``set`` changes other settings, e.g. ``ml.beta_ml_end``) is paired with NAME in the panel ``study_variant``. A pair appears only when both sides have runs that reached the budget, on the tasks they
 share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
-independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the one-sided stratified
+independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the two-sided stratified
 permutation p of P under no effect (``analysis.stats.probability_of_improvement_pvalue``), since with few
 runs the percentile CI has zero width whenever one side's runs all beat the other's.
 """
@@ -157,8 +157,8 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
             f"evaluation at or below the budget), with 95% stratified bootstrap CIs ({reps} resamples, seed {seed}); "
             f"pairs differ in exactly one switch (or are a study variant and its registered agent). P > 0.5 favours the switch. "
             f"With few runs the percentile CI understates the uncertainty (it has zero width when every run of one side "
-            f"beats every run of the other), so ablations.csv also gives the one-sided stratified permutation p of P "
-            f"(exact where the relabellings are few: 3 vs 3 runs on one task cannot go below 0.05). Row labels give the "
+            f"beats every run of the other), so ablations.csv also gives the two-sided stratified permutation p of P "
+            f"(exact where the relabellings are few: 3 vs 3 runs on one task cannot go below 0.1, 4 vs 4 below 0.029). Row labels give the "
             f"tasks and runs per side.")})
     style.write_table(pd.DataFrame(all_rows, columns=POI_COLUMNS), tables_dir, "ablations",
                       "Paired ablations: probability of improvement with 95% CI")
