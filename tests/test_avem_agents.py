@@ -386,3 +386,12 @@ def test_control_info_gain_switch_drops_the_information_gain_from_control_only(c
     else:
         assert weight == 0.0
         torch.testing.assert_close(critic_rewards[0], env_reward, rtol=0, atol=0)
+
+
+def test_posterior_information_gain_estimator_reaches_the_planner_and_trains(train, calls):
+    """``planner.plan_info_gain_estimator=posterior`` (default off) is the planner's estimator and trains in the loop."""
+    name = "avem-gen-ml-learned-plan"
+    run, cfg = _resolve(name, plan_info_gain_estimator="posterior")
+    env = PointMass()
+    assert registry.build(name, env.observation_space, env.action_space, cfg, 0).actor.planner.ig_estimator == "posterior"
+    _check_terms(cfg, calls, train(run, cfg))

@@ -178,7 +178,7 @@ def test_avem_config_lists_only_what_the_agent_reads(capsys):
 COMMITTED = sorted([*ROOT.glob("results/reference/runs/**/config.yaml"), *ROOT.glob("tests/data/**/config.yaml")])
 
 
-ADDED_SINCE_FLAT = {"control_info_gain": True}
+ADDED_SINCE_FLAT = {"control_info_gain": True, "plan_info_gain_estimator": "contrastive"}
 """Agent fields added after the committed runs were written, with the default that reproduces those runs."""
 
 

@@ -87,6 +87,39 @@ def test_imagined_information_gain_matches_the_linear_gaussian_mutual_informatio
     assert (ig <= math.log(1024) + 1e-4).all()
 
 
+def test_posterior_information_gain_is_the_critics_estimator_and_matches_the_mutual_information():
+    """``plan_info_gain_estimator='posterior'`` with the exact posterior q(z | x) (the encoder and posterior net set
+    to it) gives I(x; z) = 0.5 log det(I + W S W^T / s^2) = 4.63 nats at obs_std 0.1 for any K, as the critic's
+    data-side estimate does (``RSSM.loss``); the contrastive estimate cannot exceed log K = 1.39."""
+    s2, sd = 0.1 ** 2, torch.tensor([1.0, 0.5])
+    model = _linear_model(obs_std=0.1)
+    model.cfg = RSSMConfig(**{**model.cfg.__dict__, "min_std": 1e-3})
+    prec = 1.0 / sd ** 2 + W_X.pow(2).sum(0) / s2  # diagonal: W_X has orthogonal columns
+    enc, post = nn.Linear(O, 8), nn.Linear(D + 8, 2 * S)
+    with torch.no_grad():
+        enc.weight.zero_(), enc.bias.zero_(), post.weight.zero_()
+        enc.weight[:O, :O] = torch.eye(O)
+        post.weight[:S, D:D + O] = W_X.T / s2 / prec[:, None]  # mean = W^T (x - b) / s^2 / prec (prior mean 0)
+        post.bias[:S] = -(W_X.T @ B_X) / s2 / prec
+        post.bias[S:] = torch.log(torch.expm1(prec.rsqrt() - 1e-3))  # softplus(raw) + min_std = prec^-1/2
+    model.encoder, model.post_net = enc, post
+    n, g = 4000, torch.Generator().manual_seed(0)
+    mean = torch.zeros(n, S)
+    s = {"deter": torch.zeros(n, D), "mean": mean, "std": sd.expand(n, S), "stoch": mean + sd * torch.randn(n, S, generator=g)}
+    om, rm = model.decode(model.feat(s))
+    exact = 0.5 * torch.logdet(torch.eye(O) + W_X @ torch.diag(sd ** 2) @ W_X.T / s2).item()
+    assert exact == pytest.approx(0.5 * math.log(401 * 26))
+    for k in (2, 4):
+        planner = LatentPlanner(model, 1, horizon=1, num_samples=2, iterations=1, min_std=0.1, gamma=1.0,
+                                info_gain_samples=k, info_gain_reward=False, info_gain_estimator="posterior")
+        assert planner.info_gain(s, om, rm, g).mean().item() == pytest.approx(exact, abs=0.1)
+    contrastive = LatentPlanner(model, 1, horizon=1, num_samples=2, iterations=1, min_std=0.1, gamma=1.0,
+                                info_gain_samples=4, info_gain_reward=False)
+    assert contrastive.info_gain(s, om, rm, g).max().item() <= math.log(4) + 1e-4
+    with pytest.raises(ValueError, match="info_gain_estimator must be one of"):
+        LatentPlanner(model, 1, horizon=1, num_samples=2, iterations=1, min_std=0.1, gamma=1.0, info_gain_estimator="x")
+
+
 def test_rollout_return_weights_the_information_gain_by_ig_weight():
     """R = sum gamma^tau (r + w IG) + gamma^H V: fails if the gain's sign or scale is wrong."""
     torch.manual_seed(0)

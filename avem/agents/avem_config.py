@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from avem.checks import at_least, blocks, fields, non_negative, optional, positive, require, within
+from avem.checks import at_least, blocks, fields, non_negative, one_of, optional, positive, require, within
 from avem.models.recurrent import EncoderConfig
 from avem.models.rssm import RSSMConfig
 from avem.nets.actor_critic import ActorCriticConfig
+from avem.planning.latent import IG_ESTIMATORS
 from avem.variants import ACTION_PRIORS, MODELS
 
 
@@ -83,7 +84,9 @@ class PlannerConfig:
     plan_policy_fraction: float = 0.25
     """Fraction of the first iteration's candidates (rounded; 16 of 64) drawn from the amortised policy q(a|z) instead of the action prior (iterative amortised inference: the policy proposes, planning refines; TD-MPC mixes policy samples the same way). The importance weights divide by the mixture, so the target q* ∝ p_a exp(R/alpha) is unchanged. 0 = proposals from the prior only, the planner of the earlier results in results/benchmarks/bench_avem.md."""
     plan_info_gain_samples: int = 4
-    """K of the imagined information-gain estimate (used only with marginal_likelihood=True)."""
+    """K of the imagined information-gain estimate (used only with marginal_likelihood=True); at least 2, as one sample has no marginal to contrast."""
+    plan_info_gain_estimator: str = "contrastive"
+    """How the imagined gain estimates log p(x | h) (``avem.planning.latent.IG_ESTIMATORS``): 'contrastive' (the imagined z against K-1 prior draws; at most log K, and 7-20x below the critic's data-side gain per step in the reference runs: results/benchmarks/model_based.md) or 'posterior' (the data side's estimator on the imagined x: the quantity the critic's reward holds, so the roll-out and the soft value at its horizon sum the same term). Default 'contrastive': the reference runs used it."""
 
     tiny: ClassVar[dict] = {"plan_samples": 16, "plan_iterations": 2, "plan_horizon": 3, "plan_info_gain_samples": 2}
     """The ``tiny`` preset of this block (not a field; ``avem.config_tree``)."""
@@ -91,7 +94,8 @@ class PlannerConfig:
     def checks(self) -> list[tuple[bool, str]]:
         return fields(self, plan_horizon=at_least(1), plan_samples=at_least(2), plan_iterations=at_least(1),
                       plan_min_std=positive, plan_temperature=optional(positive), plan_policy_fraction=within(0, 1),
-                      plan_min_ess=within(0, 1, "[)"), plan_info_gain_samples=at_least(1))
+                      plan_min_ess=within(0, 1, "[)"), plan_info_gain_samples=at_least(2),
+                      plan_info_gain_estimator=one_of(IG_ESTIMATORS))
 
 
 @dataclass(frozen=True)
@@ -102,21 +106,11 @@ class AVEMConfig:
     model: str = "generative"
     """'generative' (RSSM with likelihood of x and r) or 'discriminative' (GRU history encoder, no likelihood)."""
     marginal_likelihood: bool = False
-    """Add -beta_ml * log p(x_t, r_t | past) to model learning and beta_ml * information gain to planning (generative only)."""
+    """Add -beta_ml * log p(x_t | past) to model learning (with ``ml.ml_reward``: of (x_t, r_t)) and alpha * beta_ml * the information gain to the critic's reward and the planner's roll-outs (generative only)."""
     action_prior: str = "uniform"
     """'uniform' (max-entropy: KL(q||U) = -H(q) + d log 2) or 'learned' (network p_a(a|z) trained by KL(q||p_a))."""
     planning: bool = False
     """q(a_t) inferred by importance-sampling planning in the model (generative only); off: amortised policy q(a|z)."""
-
-    # ---- training -------------------------------------------------------------------------
-    batch_size: int = 16
-    """Replay windows per update."""
-    seq_len: int = 32
-    """Rows per replay window (the model is filtered over the window from a zero state)."""
-    critic_burn_in: int = 4
-    """First rows of each window used only to warm up the recurrent state, not as critic/actor/prior samples."""
-    updates_per_step: float = 1.0
-    """Gradient updates per agent step (fractional values accumulate: 0.5 = one update every other step)."""
 
     # ---- training -------------------------------------------------------------------------
     batch_size: int = 16

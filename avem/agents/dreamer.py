@@ -238,4 +238,4 @@ class DreamerAgent(RSSMBaseline):
 
 
 register("dreamer", DreamerAgent, DreamerConfig,
-         "Dreamer: RSSM on the ELBO (free nats 3) + actor-critic in imagination (H=15, lambda-returns)")
+         "Dreamer: RSSM on the ELBO + actor-critic in imagination (H=15, lambda-returns)")

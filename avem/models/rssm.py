@@ -173,6 +173,10 @@ class RSSM(nn.Module):
     def prior_stats(self, deter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _split_stats(self.prior_net(deter), self.cfg.min_std)
 
+    def post_stats(self, deter: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q(z | h, x)``: mean and std (..., stoch) from ``deter (..., D)`` and ``embed(x) (..., model_hidden)``."""
+        return _split_stats(self.post_net(torch.cat([deter, embed], -1)), self.cfg.min_std)
+
     def img_step(self, state: State, action: torch.Tensor, gen: torch.Generator | None = None,
                  sample: bool = True) -> State:
         """Prior transition ``(state at t, a_t) -> state at t+1`` with ``z ~ p(z|h)``."""
@@ -207,7 +211,7 @@ class RSSM(nn.Module):
         keep = (1.0 - is_first.float()).unsqueeze(-1)
         x = self.img_in(torch.cat([state["stoch"] * keep, prev_action * keep], -1))
         deter = self.gru(x, state["deter"] * keep)
-        mean, std = _split_stats(self.post_net(torch.cat([deter, embed], -1)), self.cfg.min_std)
+        mean, std = self.post_stats(deter, embed)
         return {"deter": deter, "stoch": _sample(mean, std, gen, sample), "mean": mean, "std": std}
 
     @staticmethod
@@ -267,14 +271,18 @@ class RSSM(nn.Module):
 
     def iw_marginal(self, post: State, prior: State, obs: torch.Tensor, reward: torch.Tensor,
                     reward_mask: torch.Tensor, k: int, gen: torch.Generator | None,
-                    include_reward: bool = True) -> torch.Tensor:
+                    include_reward: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
         """One-step predictive ``log p(x_t, r_t | past)`` by importance sampling with K draws from q: (...).
 
         ``log (1/K) sum_k p(x,r|h,z^k) p(z^k|h) / q(z^k|h,x)``, ``z^k ~ q`` (reparameterised).
         ``include_reward=False``: ``log p(x_t | past)`` (the reward factor left out of the weights).
+        ``noise``: the K standard-normal draws ``(k, ...)``, given by a caller that controls its random
+        numbers (the planner's common noise); None draws them from ``gen``.
         """
         mean, std = post["mean"], post["std"]
-        z = mean + std * torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype, device=mean.device)
+        if noise is None:
+            noise = torch.randn((k, *mean.shape), generator=gen, dtype=mean.dtype, device=mean.device)
+        z = mean + std * noise
         deter = post["deter"].expand(k, *post["deter"].shape)
         feat = torch.cat([deter, z], -1)
         ll_obs, ll_rew = self.log_likelihood(feat, obs.expand(k, *obs.shape), reward.expand(k, *reward.shape),

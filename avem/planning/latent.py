@@ -38,14 +38,22 @@ ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``value_fn(feat: (N, F), eps: (N, A) standard-normal noise of its action sample) -> (N,)``."""
 
 
+IG_ESTIMATORS = ("contrastive", "posterior")
+"""Estimators of the imagined information gain (``LatentPlanner.info_gain``)."""
+
+
 class LatentPlanner:
     """Importance-sampling planner over the RSSM. Sizes are per decision (one current state)."""
 
     def __init__(self, model: RSSM, act_dim: int, horizon: int, num_samples: int, iterations: int,
                  min_std: float, gamma: float, info_gain_samples: int = 0, info_gain_reward: bool = True,
-                 min_ess: float = 0.0, common_noise: bool = False, policy_samples: int = 0):
+                 min_ess: float = 0.0, common_noise: bool = False, policy_samples: int = 0,
+                 info_gain_estimator: str = "contrastive"):
         if not 0 <= policy_samples <= num_samples:
             raise ValueError(f"policy_samples must be in [0, num_samples={num_samples}], got {policy_samples}")
+        if info_gain_estimator not in IG_ESTIMATORS:
+            raise ValueError(f"info_gain_estimator must be one of {IG_ESTIMATORS}, got {info_gain_estimator!r}")
+        self.ig_estimator = info_gain_estimator
         self.model, self.act_dim, self.min_ess = model, act_dim, min_ess
         self.policy_samples = policy_samples
         self.common_noise = common_noise
@@ -128,13 +136,20 @@ class LatentPlanner:
                   gen: torch.Generator | None) -> torch.Tensor:
         """``log p(x, r | h, z) - log p(x, r | h)`` on one imagined sample per row: (N,).
 
-        ``info_gain_reward=False``: ``log p(x | h, z) - log p(x | h)`` (observations only).
+        ``info_gain_reward=False``: ``log p(x | h, z) - log p(x | h)`` (observations only). The marginal
+        ``log p(x | h)`` is estimated by ``info_gain_estimator``: ``contrastive`` (the true z against K-1
+        draws from the prior; at most log K, far below the gain when the likelihood is sharp) or
+        ``posterior`` (the data side's estimator, ``RSSM.loss``: z from the model's posterior q(z | h, x)
+        on the imagined x, the marginal importance-weighted with K draws from q, ``_posterior_info_gain``),
+        which estimates the same quantity the critic's reward holds.
         """
         cfg, k, obs_std = self.model.cfg, self.ig_samples, self.model.obs_std()
         n = obs_mean.shape[0]
         x = obs_mean + obs_std * self._noise(n, obs_mean.shape[1:], gen)
         r = rew_mean + cfg.reward_std * self._noise(n, rew_mean.shape[1:], gen)
         w_r = 1.0 if self.ig_reward else 0.0
+        if self.ig_estimator == "posterior":
+            return self._posterior_info_gain(s, x, r, w_r, gen)
         cond = gaussian_log_prob(x, obs_mean, obs_std) + w_r * gaussian_log_prob(
             r.unsqueeze(-1), rew_mean.unsqueeze(-1), cfg.reward_std)
         if k <= 1:
@@ -147,3 +162,18 @@ class LatentPlanner:
         marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
         return information_gain(cond, marg)
 
+
+    def _posterior_info_gain(self, s: State, x: torch.Tensor, r: torch.Tensor, w_r: float,
+                             gen: torch.Generator | None) -> torch.Tensor:
+        """``log p(x, r | h, z) - log p(x, r | h)`` with ``z ~ q(z | h, x)`` and the marginal importance-weighted
+        by K draws from q: the estimator of the data side (``RSSM.loss``) on imagined ``x (N, O)``, ``r (N,)``."""
+        n, k, model = x.shape[0], self.ig_samples, self.model
+        mean, std = model.post_stats(s["deter"], model.embed(x))
+        z = mean + std * self._noise(n, mean.shape[1:], gen)
+        obs_mean, rew_mean = model.decode(torch.cat([s["deter"], z], -1))
+        cond = gaussian_log_prob(x, obs_mean, model.obs_std()) + w_r * gaussian_log_prob(
+            r.unsqueeze(-1), rew_mean.unsqueeze(-1), model.cfg.reward_std)
+        post = {"deter": s["deter"], "mean": mean, "std": std}
+        marg = model.iw_marginal(post, {"mean": s["mean"], "std": s["std"]}, x, r, torch.ones_like(r), k, gen,
+                                 include_reward=self.ig_reward, noise=self._noise(n, mean.shape[1:], gen, lead=(k,)))
+        return information_gain(cond, marg)

@@ -56,7 +56,8 @@ class PlanningActor:
                                      plan.plan_info_gain_samples if cfg.marginal_likelihood else 0,
                                      info_gain_reward=cfg.ml is not None and cfg.ml.ml_reward, min_ess=plan.plan_min_ess,
                                      common_noise=plan.plan_common_noise,
-                                     policy_samples=round(plan.plan_policy_fraction * plan.plan_samples))
+                                     policy_samples=round(plan.plan_policy_fraction * plan.plan_samples),
+                                     info_gain_estimator=plan.plan_info_gain_estimator)
 
     def modules(self) -> dict:
         return {}
