@@ -60,6 +60,7 @@ def test_bad_sets_are_refused(items, message):
     ("avem-gen-ml-learned-plan", "planner.plan_min_ess=1", r"plan_min_ess must be in \[0, 1\), got 1.0"),
     ("avem-gen-ml-learned-plan", "prior.target_kl=-1", "target_kl must be > 0 or None, got -1.0"),
     ("avem-disc-uniform", "encoder.deter=0", "^encoder.deter must be >= 1, got 0"),
+    ("sac", "action_repeat=16", "action_repeat=16 does not divide dm-control.s 1000-step episode"),
     ("avem-gen-elbo-uniform-noplan", "rssm.deter=0", "^rssm.deter must be >= 1, got 0"),
 ])
 def test_every_config_block_checks_its_fields(agent, item, message):

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Customary action repeat per (domain, task): PlaNet / CURL convention.
+EPISODE_SIM_STEPS = 1000
+"""Simulator steps of a dm-control suite episode (its time limit; a truncation, never a termination)."""
+
 ACTION_REPEAT: dict[tuple[str, str], int] = {
     ("cartpole", "swingup"): 8,
     ("cartpole", "balance"): 8,

@@ -19,6 +19,7 @@ from avem import config_tree
 from avem.agents import registry
 from avem.checks import at_least, fields, non_negative, one_of, positive, require, within
 from avem.envs import parse_task_id
+from avem.envs.tasks import EPISODE_SIM_STEPS
 
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -59,7 +60,7 @@ class RunConfig:
     """MLflow experiment name."""
     device: str = "cpu"
     """Where the agent's networks, generators and replay batches live: ``cpu``, ``cuda`` or ``auto`` (``cuda``
-    if ``torch.cuda.is_available()``, else ``cpu``). CPU runs are bit-reproducible; CUDA runs are not.
+    if ``torch.cuda.is_available()`` and the agent's constructor takes a device, else ``cpu``). CPU runs are bit-reproducible; CUDA runs are not.
     Not part of a run's identity: a run may be resumed on another device (``avem.train.loop``)."""
 
     def validate(self) -> None:
@@ -74,6 +75,8 @@ class RunConfig:
                     device=one_of(DEVICES)),
             (self.steps % ar == 0, f"steps={self.steps} is not a multiple of the action repeat {ar}"),
             (self.eval_every % ar == 0, f"eval_every={self.eval_every} is not a multiple of the action repeat {ar}"),
+            (EPISODE_SIM_STEPS % ar == 0, f"action_repeat={ar} does not divide dm-control's {EPISODE_SIM_STEPS}-step "
+                                          "episode (its last agent step would be cut short and the step counts drift)"),
         ]
         require(checks)
 
