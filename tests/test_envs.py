@@ -236,3 +236,14 @@ def test_pixels_observations(can_render):
     np.testing.assert_array_equal(obs, twin)
     frame = env.render()
     assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
+
+
+def test_observation_noise_has_a_stream_of_its_own():
+    """The sensor noise does not repeat the numbers of a generator seeded with the run's seed (an agent's replay
+    sampling), and stays reproducible from the seed."""
+    env = make_env("cartpole-swingup-noisy", 0, action_repeat=1, noise_std=0.1)
+    env.reset(seed=5)
+    first = env.np_random.random(4)
+    assert not np.allclose(first, np.random.default_rng(5).random(4))
+    env.reset(seed=5)
+    np.testing.assert_array_equal(env.np_random.random(4), first)

@@ -30,6 +30,9 @@ from avem.envs.tasks import CAMERA_ID, VELOCITY_KEYS, TaskSpec, parse_task_id
 configure_mujoco_gl()
 from dm_control import suite  # noqa: E402  (MUJOCO_GL must be set first)
 
+OBS_NOISE_STREAM = 1
+"""Second entry of the seed of ``np_random`` (``DMCEnv.reset``): a stream of its own for the observation noise."""
+
 RENDER_SIZE = (240, 320)  # (height, width) of render() frames
 MAX_SEED = 2**32  # numpy RandomState accepts seeds in [0, 2**32)
 
@@ -131,13 +134,17 @@ class DMCEnv(gym.Env):
         """Start an episode -> ``(obs, {'state', 'sim_steps': 0})``.
 
         ``seed`` reseeds both ``task.random`` and ``np_random``; without it the streams continue,
-        except that the first reset uses the constructor seed.
+        except that the first reset uses the constructor seed. ``np_random`` (flicker, sensor noise,
+        distractors) is seeded from ``[seed, OBS_NOISE_STREAM]``, not ``seed`` alone: an agent seeded with the
+        run's seed (``numpy.random.default_rng(seed)``, e.g. its replay sampling) would otherwise draw the
+        very same numbers.
         """
         if seed is None and not self._seeded:
             seed = self._seed
         if seed is not None:
             seed = _check_int("seed", seed, 0, MAX_SEED)
             super().reset(seed=seed)
+            self.np_random = np.random.default_rng([seed, OBS_NOISE_STREAM])
             self._dmc.task.random.seed(seed)
             self._seeded = True
         time_step = self._dmc.reset()
