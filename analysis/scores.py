@@ -49,7 +49,7 @@ def at_budget(eval_df: pd.DataFrame, budget: int, failed: frozenset = frozenset(
         return pd.DataFrame(columns=KEY + ["step", "return", "score"])
     reached = pts.groupby(KEY)["step"].transform("max") >= budget
     if failed:
-        reached |= pd.Series(list(zip(pts["task"], pts["agent"], pts["seed"].astype(int))), index=pts.index).isin(failed)
+        reached |= pts.set_index(KEY).index.isin(failed)
     pts = pts[reached & (pts["step"] <= budget)]
     out = pts.sort_values("step").groupby(KEY, as_index=False).last()
     out["score"] = out["return"] / MAX_RETURN

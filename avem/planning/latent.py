@@ -162,7 +162,6 @@ class LatentPlanner:
         marg = iw_log_marginal(torch.cat([cond.unsqueeze(0), others], 0))
         return information_gain(cond, marg)
 
-
     def _posterior_info_gain(self, s: State, x: torch.Tensor, r: torch.Tensor, w_r: float,
                              gen: torch.Generator | None) -> torch.Tensor:
         """``log p(x, r | h, z) - log p(x, r | h)`` with ``z ~ q(z | h, x)`` and the marginal importance-weighted
@@ -170,9 +169,8 @@ class LatentPlanner:
         n, k, model = x.shape[0], self.ig_samples, self.model
         mean, std = model.post_stats(s["deter"], model.embed(x))
         z = mean + std * self._noise(n, mean.shape[1:], gen)
-        obs_mean, rew_mean = model.decode(torch.cat([s["deter"], z], -1))
-        cond = gaussian_log_prob(x, obs_mean, model.obs_std()) + w_r * gaussian_log_prob(
-            r.unsqueeze(-1), rew_mean.unsqueeze(-1), model.cfg.reward_std)
+        ll_obs, ll_rew = model.log_likelihood(torch.cat([s["deter"], z], -1), x, r, torch.ones_like(r))
+        cond = ll_obs + w_r * ll_rew
         post = {"deter": s["deter"], "mean": mean, "std": std}
         marg = model.iw_marginal(post, {"mean": s["mean"], "std": s["std"]}, x, r, torch.ones_like(r), k, gen,
                                  include_reward=self.ig_reward, noise=self._noise(n, mean.shape[1:], gen, lead=(k,)))
