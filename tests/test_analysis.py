@@ -318,3 +318,17 @@ def test_budget_uses_last_eval_at_or_below_and_rectangular_matrix():
     ev2 = ev2[~((ev2["task"] == "t-b-pos") & (ev2["seed"] == 1))]
     m, note = matrix(at_budget(ev2, 80), "x", ["t-a-pos", "t-b-pos"])
     assert m.shape == (1, 2) and note == "x: set aside t-a-pos seeds [1]"
+
+
+def test_probe_notes_name_absent_targets_once_per_group_and_the_unprobed_agents():
+    from analysis.figures import probes
+    rows = [("t", a, 0, g, s) for a in ("avem-disc-uniform", "sac") for g, s in
+            (("velocity", "ok"), ("distractor", "no_target"))]
+    rows += [("u", "sac", 0, "position", "no_target"), ("u", "avem-disc-uniform", 0, "position", "ok")]
+    probe = pd.DataFrame(rows, columns=["task", "agent", "seed", "target_group", "status"])
+    runs = pd.DataFrame([("t", a, 0, "finished") for a in ("avem-disc-uniform", "sac", "random", "sac-state")],
+                        columns=["task", "agent", "seed", "status"])
+    assert probes._notes(probe, runs) == [
+        "no distractor panel: no probed run's env has distractor dims",
+        "position target absent from the env the agent saw: sac",
+        "2 finished run(s) without probe.csv (random, sac-state)"]

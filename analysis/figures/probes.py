@@ -49,10 +49,13 @@ def _notes(probe: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     if not na.empty:
         notes.append("no latent state to probe (not applicable): " + ", ".join(A.order(na["agent"].unique())))
     nt = probe[probe["status"] == "no_target"]
-    if not nt.empty:
-        pairs = nt[["agent", "target_group"]].drop_duplicates()
-        notes.append("target absent from the env the agent saw (e.g. no distractors in a full-state oracle's env): "
-                      + ", ".join(f"{r.agent} {r.target_group}" for r in pairs.itertuples()))
+    probed = set(probe.loc[probe["status"] == "ok", "target_group"])
+    for group in [g for g in GROUPS if g in set(nt["target_group"])] + sorted(set(nt["target_group"]) - set(GROUPS)):
+        if group not in probed:  # one line, not one entry per agent, when no env of the study has the target
+            notes.append(f"no {group} panel: no probed run's env has {group} dims")
+        else:
+            notes.append(f"{group} target absent from the env the agent saw: "
+                         + ", ".join(A.order(nt.loc[nt["target_group"] == group, "agent"].unique())))
     failed = probe[probe["status"] == "run_failed"]
     if not failed.empty:
         notes.append("not probed, the run failed (missing_runs.csv): "
@@ -67,7 +70,7 @@ def _notes(probe: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         lacking = finished.merge(have, how="left", indicator=True)
         lacking = lacking[lacking["_merge"] == "left_only"]
         if len(lacking):
-            notes.append(f"{len(lacking)} finished run(s) without probe.csv")
+            notes.append(f"{len(lacking)} finished run(s) without probe.csv ({', '.join(A.order(lacking['agent'].unique()))})")
     return notes
 
 
