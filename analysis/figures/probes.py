@@ -27,13 +27,18 @@ R2_FLOOR = -0.5
 SUMMARY_COLUMNS = ["agent", "target_group", "n_runs", "mean_r2", "ci_low", "ci_high", "tasks"]
 
 
+def _group_order(groups) -> list[str]:
+    """Target groups in ``GROUPS`` order, then any others sorted."""
+    groups = set(groups)
+    return [g for g in GROUPS if g in groups] + sorted(groups - set(GROUPS))
+
+
 def summary(probe: pd.DataFrame, seed: int, reps: int) -> pd.DataFrame:
     """Mean held-out R^2 over runs (all tasks and seeds pooled) per agent and group, 95% bootstrap CI."""
     ok = probe[(probe["status"] == "ok") & probe["r2"].notna()]
     rows = []
     for agent in A.order(ok["agent"].unique()):
-        for group in [g for g in GROUPS if g in set(ok["target_group"])] + \
-                sorted(set(ok["target_group"]) - set(GROUPS)):
+        for group in _group_order(ok["target_group"]):
             v = ok[(ok["agent"] == agent) & (ok["target_group"] == group)]
             if v.empty:
                 continue
@@ -50,7 +55,7 @@ def _notes(probe: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         notes.append("no latent state to probe (not applicable): " + ", ".join(A.order(na["agent"].unique())))
     nt = probe[probe["status"] == "no_target"]
     probed = set(probe.loc[probe["status"] == "ok", "target_group"])
-    for group in [g for g in GROUPS if g in set(nt["target_group"])] + sorted(set(nt["target_group"]) - set(GROUPS)):
+    for group in _group_order(nt["target_group"]):
         if group not in probed:  # one line, not one entry per agent, when no env of the study has the target
             notes.append(f"no {group} panel: no probed run's env has {group} dims")
         else:
@@ -86,8 +91,7 @@ def figure(probe: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, tables_dir: P
         files = style.placeholder(out_dir, "probes", "Linear probes of the latent state",
                                   msg + (" " + "; ".join(notes) if notes else ""))
         return [{"files": files, "caption": "Linear probes of the latent state: " + msg}]
-    groups = [g for g in table["target_group"].unique()]
-    groups = [g for g in GROUPS if g in groups] + sorted(set(groups) - set(GROUPS))
+    groups = _group_order(table["target_group"])
     agents = A.order(table["agent"].unique())
     ok = probe[(probe["status"] == "ok") & probe["r2"].notna()]
     tasks = sorted(ok["task"].unique())
