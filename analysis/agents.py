@@ -77,6 +77,14 @@ def is_variant(agent: str) -> bool:
     return base(agent) != agent
 
 
+def parse_set(text) -> dict[str, str]:
+    """A ``set`` cell of ``expected.csv`` / ``runs.csv`` (``key=value; ...``, written by
+    ``avem.study.AgentEntry.set_text``) -> ``{key: value}``, values as text; {} for an empty or missing cell."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in text.split("; "))}
+
+
 def switches_from_config(agent_section: dict | None) -> Switches | None:
     """Switches from a run's ``config.yaml`` ``agent`` section; None when it lacks any of them."""
     if not isinstance(agent_section, dict) or not all(k in agent_section for k in NAMED_SWITCHES):

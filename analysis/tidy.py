@@ -10,8 +10,8 @@ Output tables (``collect``):
 - ``metrics.csv``: every training-episode row, with ``task, agent, seed`` first (the ``train/*``
   columns are the union over runs: an agent that does not report a term has it empty);
 - ``runs.csv``: ONE ROW PER EXPECTED RUN: ``task, agent, seed, status, final_step,
-  final_return, note, preset`` (the study's named departure from the paper for that agent, e.g. a
-  CPU size; empty if none) plus the ablation switches (``model, marginal_likelihood, action_prior,
+  final_return, note, preset, set`` (the study's named departure from the paper for that agent, e.g. a
+  CPU size, and its entry's ``set``, ``key=value; ...``; empty if none) plus the ablation switches (``model, marginal_likelihood, action_prior,
   planning, switch_source``); ``status`` is one of :data:`STATUSES`. A run that ended itself
   early is ``failed`` (it diverged) or ``interrupted`` (SIGTERM/SIGINT, resumable), with
   run.json's ``reason`` in ``note``; its rows up to that point are kept;
@@ -41,20 +41,20 @@ STATUSES: tuple[str, ...] = (FINISHED, RUNNING, INTERRUPTED, MISSING, FAILED_RUN
 ENDED_EARLY = {"failed": FAILED_RUN, "interrupted": INTERRUPTED}
 """run.json statuses of runs that ended themselves early -> their ``runs.csv`` status."""
 
-RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note", "preset",
+RUN_COLUMNS = ("task", "agent", "seed", "status", "final_step", "final_return", "note", "preset", "set",
                *SWITCHES, "switch_source")
 PROBE_COLUMNS = ("task", "agent", "seed", "target_group", "r2", "n_samples", "status")
 KEY = ["task", "agent", "seed"]
 
 
 def read_expected(path: Path) -> pd.DataFrame:
-    """EXPECTED.csv (``task, agent, seed`` and optionally ``preset``) -> de-duplicated frame in file
-    order with a ``preset`` column ("" where none); ValueError if malformed."""
-    df = pd.read_csv(path, keep_default_na=False, dtype={"preset": str})
+    """EXPECTED.csv (``task, agent, seed`` and optionally ``preset`` and ``set``) -> de-duplicated frame in file
+    order with ``preset`` and ``set`` columns ("" where none); ValueError if malformed."""
+    df = pd.read_csv(path, keep_default_na=False, dtype={"preset": str, "set": str})
     missing = [c for c in KEY if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected columns task,agent,seed")
-    df = df[KEY + ["preset"]].copy() if "preset" in df.columns else df[KEY].assign(preset="")
+    df = df.assign(**{c: "" for c in ("preset", "set") if c not in df.columns})[KEY + ["preset", "set"]].copy()
     df["seed"] = df["seed"].astype(int)
     return df.drop_duplicates(subset=KEY).reset_index(drop=True)
 
@@ -190,7 +190,7 @@ def collect(runs: Path, expected: pd.DataFrame | None = None) -> dict[str, pd.Da
     for r in expected.itertuples(index=False):
         path = rundir.run_path(runs, r.task, r.agent, int(r.seed))
         row, ev, met = read_run(path, r.task, r.agent, r.seed)
-        rows.append({**row, "preset": getattr(r, "preset", "")})
+        rows.append({**row, "preset": getattr(r, "preset", ""), "set": getattr(r, "set", "")})
         if ev is not None:
             evals.append(ev)
         if met is not None:

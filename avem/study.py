@@ -56,6 +56,12 @@ class AgentEntry:
         """The registered agent its runs train (``avem train --agent``)."""
         return study_agent(self.name)[0]
 
+    @property
+    def set_text(self) -> str:
+        """Its ``set`` as ``key=value; ...`` (sorted keys, values as ``--set`` reads them): ``expected.csv``'s
+        ``set`` column, from which the analysis pairs study variants (``analysis.agents.parse_set``)."""
+        return "; ".join(f"{k}={_cli_value(v)}" for k, v in sorted(self.sets.items()))
+
 
 @dataclass(frozen=True)
 class Run:
@@ -119,9 +125,10 @@ class Study:
                 return a
         raise KeyError(f"agent {name!r} is not in this study; study agents: {self.agent_names}")
 
-    def expected_rows(self) -> list[tuple[str, str, int, str]]:
-        """``(task, agent, seed, preset)`` of every expected run: the rows of ``expected.csv``."""
-        return [(r.task, r.agent, r.seed, self.agent(r.agent).preset) for r in self.runs()]
+    def expected_rows(self) -> list[tuple[str, str, int, str, str]]:
+        """``(task, agent, seed, preset, set)`` of every expected run: the rows of ``expected.csv``."""
+        return [(r.task, r.agent, r.seed, self.agent(r.agent).preset, self.agent(r.agent).set_text)
+                for r in self.runs()]
 
     def runs(self) -> list[Run]:
         """Every expected run, in config order (task, agent, seed)."""

@@ -307,6 +307,35 @@ def test_information_gain_pair_is_a_variant_against_its_registered_agent():
         == ["avem-gen-ml-learned-plan", "avem-gen-ml-learned-plan.noig"]
 
 
+def test_two_variants_one_setting_apart_pair_on_that_setting():
+    """``.beta01-noig`` = ``.beta01`` + the information-gain switch: paired in that switch's panel, ``.beta01``
+    as "with"; ``.beta01-postig`` = ``.beta01`` + a non-switch setting: ``study_variant``, the extra setting "with";
+    variants two settings apart, or of different agents, or without a set column do not pair."""
+    from avem.study import AgentEntry
+    full, elbo = "avem-gen-ml-learned-plan", "avem-gen-elbo-learned-plan"
+    sets = {f"{full}.beta01": {"ml.beta_ml_end": 0.1},
+            f"{full}.beta01-noig": {"ml.beta_ml_end": 0.1, "ml.control_info_gain": False},
+            f"{full}.beta01-postig": {"ml.beta_ml_end": 0.1, "planner.plan_info_gain_estimator": "posterior"},
+            f"{elbo}.h10": {"planner.plan_horizon": 10}}
+    text = {a: AgentEntry(a, s).set_text for a, s in sets.items()}
+    assert text[f"{full}.beta01-noig"] == "ml.beta_ml_end=0.1; ml.control_info_gain=false"
+    assert A.parse_set(text[f"{full}.beta01-noig"]) == {"ml.beta_ml_end": "0.1", "ml.control_info_gain": "false"}
+    assert A.parse_set("") == {} and A.parse_set(float("nan")) == {}
+    row = {"model": "generative", "marginal_likelihood": True, "action_prior": "learned", "planning": True,
+           "switch_source": "config", "control_info_gain": True}
+    runs = pd.DataFrame([{**row, "agent": full, "set": ""},
+                         *({**row, "agent": a, "set": t, "marginal_likelihood": a.startswith(full),
+                            "control_info_gain": not a.endswith("noig")} for a, t in text.items())])
+    agents = list(runs["agent"])
+    sw, st = ablations.switch_table(runs, agents), ablations.set_table(runs, agents)
+    got = ablations.pairs(sw, st)
+    new = [p for p in got if A.is_variant(p[1]) and A.is_variant(p[2])]
+    assert new == [("control_info_gain", f"{full}.beta01", f"{full}.beta01-noig"),
+                   ("study_variant", f"{full}.beta01-postig", f"{full}.beta01")]
+    assert ablations.pairs(sw) == [p for p in got if p not in new]  # without sets: the pairs of before
+    assert ablations.set_table(runs.drop(columns="set"), agents) == {}
+
+
 def test_budget_uses_last_eval_at_or_below_and_rectangular_matrix():
     ev = pd.DataFrame({"task": "t-a-pos", "agent": "x", "seed": [0, 0, 0, 1, 1],
                        "step": [0, 90, 120, 0, 80], "return": [0.0, 500.0, 900.0, 0.0, 400.0]})

@@ -6,9 +6,13 @@ model (generative vs discriminative; the discriminative agent has no marginal-li
 no planning, so its partner is the generative ELBO agent without planning), planning (plan vs
 noplan), and the information gain in planning (``ml.control_info_gain``: a study variant
 ``avem-gen-ml-*-plan.TAG`` with it false, against its registered agent). A study variant ``NAME.TAG``
-pairs only with NAME, as its ``set`` may change more than switches; one whose switches equal NAME's (its
-``set`` changes other settings, e.g. ``ml.beta_ml_end``) is paired with NAME in the panel ``study_variant``. A pair appears only when both sides have runs that reached the budget, on the tasks they
-share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
+pairs with NAME, as its ``set`` may change more than switches; one whose switches equal NAME's (its
+``set`` changes other settings, e.g. ``ml.beta_ml_end``) is paired with NAME in the panel ``study_variant``.
+Two variants of one NAME pair when one's ``set`` is the other's plus ONE setting (``runs.csv``'s ``set``
+column, from the study config): in that switch's panel when the setting changes a switch (e.g.
+``.beta01-noig`` = ``.beta01`` + ``ml.control_info_gain: false``), else in ``study_variant`` with the
+variant holding the extra setting as "with". A pair appears only when both sides have runs that reached the
+budget, on the tasks they share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
 independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the two-sided stratified
 permutation p of P under no effect (``analysis.stats.probability_of_improvement_pvalue``), since with few
 runs the percentile CI has zero width whenever one side's runs all beat the other's.
@@ -31,7 +35,7 @@ ABLATIONS: dict[str, tuple] = {
     "model": ("generative", "discriminative", "Model: generative vs discriminative"),
     "planning": (True, False, "Planning: with (plan) vs none (noplan)"),
     "control_info_gain": (True, False, "Information gain in planning: with vs without (model keeps the term)"),
-    "study_variant": (None, None, "Study variant vs its registered agent (the variant's set)"),
+    "study_variant": (None, None, "Study variant vs its registered agent or a variant one setting apart"),
 }
 POI_COLUMNS = ["budget", "switch", "with_agent", "without_agent", "poi", "ci_low", "ci_high", "p_value", "n_tasks",
                "n_runs_with", "n_runs_without", "tasks"]
@@ -52,12 +56,21 @@ def switch_table(runs: pd.DataFrame, agents) -> dict[str, A.Switches]:
     return {a: s for a, s in out.items() if s is not None}
 
 
+def set_table(runs: pd.DataFrame, agents) -> dict[str, dict[str, str]]:
+    """``{agent: its study entry's set}`` from ``runs.csv``'s ``set`` column (older tables: no column, {})."""
+    if runs.empty or "set" not in runs.columns:
+        return {}
+    first = runs.drop_duplicates("agent").set_index("agent")["set"]
+    return {a: A.parse_set(first[a]) for a in agents if a in first.index}
+
+
 def _bool(v) -> bool:
     return bool(v) if isinstance(v, (bool, np.bool_)) else str(v).strip().lower() in ("true", "1", "yes")
 
 
-def pairs(switches: dict[str, A.Switches]) -> list[tuple[str, str, str]]:
-    """``[(switch, with_agent, without_agent)]``: agents differing in exactly that switch, in display order."""
+def pairs(switches: dict[str, A.Switches], sets: dict[str, dict] | None = None) -> list[tuple[str, str, str]]:
+    """``[(switch, with_agent, without_agent)]``: agents differing in exactly that switch, in display order, then
+    the pairs of study variants of one agent whose ``sets`` (``set_table``) differ by one added setting."""
     out = []
     for name, (on, off, _) in ABLATIONS.items():
         if name == "study_variant":  # not a switch: a variant whose switches equal its registered agent's
@@ -74,13 +87,33 @@ def pairs(switches: dict[str, A.Switches]) -> list[tuple[str, str, str]]:
                     continue  # a variant's set may change more than its switches: it pairs with its registered agent only
                 if getattr(sb, name) == off and all(getattr(sa, s) == getattr(sb, s) for s in others):
                     out.append((name, a, b))
+    return out + variant_pairs(switches, sets or {})
+
+
+def variant_pairs(switches: dict[str, A.Switches], sets: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """Pairs of two study variants of one registered agent where ``sets[a]`` is ``sets[b]`` plus one setting:
+    ``(switch, with, without)`` when that setting changes exactly one switch, else ``("study_variant", a, b)``."""
+    out = []
+    names = [a for a in A.order(switches) if A.is_variant(a) and a in sets]
+    for a in names:
+        for b in names:
+            sa, sb = sets[a], sets[b]
+            if (A.base(a) != A.base(b) or len(sa) != len(sb) + 1
+                    or any(k not in sa or sa[k] != v for k, v in sb.items())):
+                continue
+            changed = [s for s in A.SWITCHES if getattr(switches[a], s) != getattr(switches[b], s)]
+            if not changed:
+                out.append(("study_variant", a, b))
+            elif len(changed) == 1:
+                name = changed[0]
+                out.append((name, a, b) if getattr(switches[a], name) == ABLATIONS[name][0] else (name, b, a))
     return out
 
 
-def poi_rows(scores: pd.DataFrame, switches: dict, budget: int, seed: int, reps: int) -> tuple[list[dict], list[str]]:
+def poi_rows(scores: pd.DataFrame, switches: dict, sets: dict, budget: int, seed: int, reps: int) -> tuple[list[dict], list[str]]:
     """One row per pair present at this budget (see module docstring); notes on pairs left out."""
     rows, notes = [], []
-    for name, a, b in pairs(switches):
+    for name, a, b in pairs(switches, sets):
         tasks = sorted(set(scores.loc[scores["agent"] == a, "task"]) & set(scores.loc[scores["agent"] == b, "task"]))
         if not tasks:
             notes.append(f"{a} vs {b}: no shared task reached the budget")
@@ -133,8 +166,9 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
     entries, all_rows = [], []
     for b, scores in per_budget.items():
         tag = style.fmt_steps(b)
-        switches = switch_table(runs, scores["agent"].unique() if not scores.empty else [])
-        rows, notes = poi_rows(scores, switches, b, seed, reps) if not scores.empty else ([], [])
+        agents = scores["agent"].unique() if not scores.empty else []
+        switches, sets = switch_table(runs, agents), set_table(runs, agents)
+        rows, notes = poi_rows(scores, switches, sets, b, seed, reps) if not scores.empty else ([], [])
         all_rows += rows
         if not rows:
             why = (f"no run reached {b} simulator steps" if scores.empty else
@@ -155,7 +189,8 @@ def figures(per_budget: dict, runs: pd.DataFrame, out_dir: Path, tables_dir: Pat
             f"Paired ablations at {b} simulator steps: probability that the variant WITH the switch scores higher "
             f"than the variant WITHOUT it on a randomly drawn task and pair of runs (normalised score, the last "
             f"evaluation at or below the budget), with 95% stratified bootstrap CIs ({reps} resamples, seed {seed}); "
-            f"pairs differ in exactly one switch (or are a study variant and its registered agent). P > 0.5 favours the switch. "
+            f"pairs differ in exactly one switch (or are a study variant and its registered agent, or two variants one "
+            f"setting apart). P > 0.5 favours the switch. "
             f"With few runs the percentile CI understates the uncertainty (it has zero width when every run of one side "
             f"beats every run of the other), so ablations.csv also gives the two-sided stratified permutation p of P "
             f"(exact where the relabellings are few: 3 vs 3 runs on one task cannot go below 0.1, 4 vs 4 below 0.029). Row labels give the "

@@ -2,7 +2,7 @@
 
 
 rule expected_runs:
-    """task,agent,seed,preset of every run the study expects (collect marks each finished/missing/failed)."""
+    """task,agent,seed,preset,set of every run the study expects (collect marks each finished/missing/failed)."""
     output:
         EXPECTED,
     log:
