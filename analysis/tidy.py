@@ -12,8 +12,8 @@ Output tables (``collect``):
 - ``runs.csv``: ONE ROW PER EXPECTED RUN: ``task, agent, seed, status, final_step,
   final_return, note, preset, set`` (the study's named departure from the paper for that agent, e.g. a
   CPU size, and its entry's ``set``, ``key=value; ...``; empty if none: the study's settings today, not a
-  record of the run, whose own are in its ``config.yaml``) plus the ablation switches (``model, marginal_likelihood, action_prior,
-  planning, switch_source``); ``status`` is one of :data:`STATUSES`. A run that ended itself
+  record of the run, whose own are in its ``config.yaml``) plus the ablation switches (``model,
+  marginal_likelihood, action_prior, planning, switch_source``); ``status`` is one of :data:`STATUSES`. A run that ended itself
   early is ``failed`` (it diverged) or ``interrupted`` (SIGTERM/SIGINT, resumable), with
   run.json's ``reason`` in ``note``; its rows up to that point are kept;
 - ``probe.csv``: the runs' ``probe.csv`` files concatenated (header only when there are none).

@@ -127,8 +127,8 @@ class Study:
 
     def expected_rows(self) -> list[tuple[str, str, int, str, str]]:
         """``(task, agent, seed, preset, set)`` of every expected run: the rows of ``expected.csv``."""
-        return [(r.task, r.agent, r.seed, self.agent(r.agent).preset, self.agent(r.agent).set_text)
-                for r in self.runs()]
+        entries = {a.name: a for a in self.agents}
+        return [(r.task, r.agent, r.seed, entries[r.agent].preset, entries[r.agent].set_text) for r in self.runs()]
 
     def runs(self) -> list[Run]:
         """Every expected run, in config order (task, agent, seed)."""

@@ -310,7 +310,8 @@ def test_information_gain_pair_is_a_variant_against_its_registered_agent():
 def test_two_variants_one_setting_apart_pair_on_that_setting():
     """``.beta01-noig`` = ``.beta01`` + the information-gain switch: paired in that switch's panel, ``.beta01``
     as "with"; ``.beta01-postig`` = ``.beta01`` + a non-switch setting: ``study_variant``, the extra setting "with";
-    variants two settings apart, or of different agents, or without a set column do not pair."""
+    variants with as many settings as each other (``.beta01-noig`` and ``.beta01-postig``), of different agents, or
+    without a set column do not pair."""
     from avem.study import AgentEntry
     full, elbo = "avem-gen-ml-learned-plan", "avem-gen-elbo-learned-plan"
     sets = {f"{full}.beta01": {"ml.beta_ml_end": 0.1},

@@ -12,8 +12,8 @@ Two variants of one NAME pair when one's ``set`` is the other's plus ONE setting
 column, from the study config): in that switch's panel when the setting changes a switch (e.g.
 ``.beta01-noig`` = ``.beta01`` + ``ml.control_info_gain: false``), else in ``study_variant`` with the
 variant holding the extra setting as "with". A pair appears only when both sides have runs that reached the
-budget, on the tasks they share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci`` (stratified,
-independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the two-sided stratified
+budget, on the tasks they share. P(X > Y) and its CI are ``analysis.stats.probability_of_improvement_ci``
+(stratified, independent bootstrap of both sides; Agarwal et al. 2021); ``p_value`` is the two-sided stratified
 permutation p of P under no effect (``analysis.stats.probability_of_improvement_pvalue``), since with few
 runs the percentile CI has zero width whenever one side's runs all beat the other's.
 """
@@ -110,7 +110,8 @@ def variant_pairs(switches: dict[str, A.Switches], sets: dict[str, dict]) -> lis
     return out
 
 
-def poi_rows(scores: pd.DataFrame, switches: dict, sets: dict, budget: int, seed: int, reps: int) -> tuple[list[dict], list[str]]:
+def poi_rows(scores: pd.DataFrame, switches: dict, sets: dict, budget: int, seed: int,
+             reps: int) -> tuple[list[dict], list[str]]:
     """One row per pair present at this budget (see module docstring); notes on pairs left out."""
     rows, notes = [], []
     for name, a, b in pairs(switches, sets):
