@@ -13,6 +13,7 @@ planning the solid line (no planning: dashed).
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -79,10 +80,12 @@ def is_variant(agent: str) -> bool:
 
 def parse_set(text) -> dict[str, str]:
     """A ``set`` cell of ``expected.csv`` / ``runs.csv`` (``key=value; ...``, written by
-    ``avem.study.AgentEntry.set_text``) -> ``{key: value}``, values as text; {} for an empty or missing cell."""
+    ``avem.study.AgentEntry.set_text``) -> ``{key: value}``, values as text; {} for an empty or missing cell.
+    Items split only at a ``; `` followed by a setting key and ``=``, so a value may hold ``; `` itself."""
     if not isinstance(text, str) or not text.strip():
         return {}
-    return {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in text.split("; "))}
+    items = re.split(r"; (?=[A-Za-z_][\w.]*=)", text)
+    return {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in items)}
 
 
 def switches_from_config(agent_section: dict | None) -> Switches | None:

@@ -322,6 +322,7 @@ def test_two_variants_one_setting_apart_pair_on_that_setting():
     assert text[f"{full}.beta01-noig"] == "ml.beta_ml_end=0.1; ml.control_info_gain=false"
     assert A.parse_set(text[f"{full}.beta01-noig"]) == {"ml.beta_ml_end": "0.1", "ml.control_info_gain": "false"}
     assert A.parse_set("") == {} and A.parse_set(float("nan")) == {}
+    assert A.parse_set(AgentEntry("x.t", {"b": "p; q", "a": 1}).set_text) == {"a": "1", "b": "p; q"}
     row = {"model": "generative", "marginal_likelihood": True, "action_prior": "learned", "planning": True,
            "switch_source": "config", "control_info_gain": True}
     runs = pd.DataFrame([{**row, "agent": full, "set": ""},
