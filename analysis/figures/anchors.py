@@ -5,7 +5,7 @@ return, one labelled y row per entry: this study's agents (grouped by ``analysis
 every other family shaded), then, below a line, the published anchors. A task's panels share the y axis, so the rows are
 labelled once, on the left; no legend is needed.
 
-The anchors (``shared/anchors/published_dmc_scores.csv``: ``task, agent, observation, steps,
+The anchors (``workflows/config/anchors.csv``: ``task, agent, observation, steps,
 mean, sd, source``) are FULL-STATE or PIXEL results on the plain dm-control tasks; this study's
 tasks are partially observed (position-only, distractors, ...). They are drawn as grey reference
 marks, labelled with observation type and source, never as competitors. The same marks appear on

@@ -33,9 +33,9 @@ torch's 1e-8 (TF's 1e-7), the shared RSSM's vector-observation likelihood (no fr
 observation std 0.1 x each dimension's running std; the paper's ``--set free_nats=3
 obs_scale=fixed obs_std=1`` is a nearly flat likelihood on vector observations). Cost: the behaviour part (2500 imagination starts x 15 steps through
 a 4 x 400 actor, forward and backward) is nearly all of an update, which takes seconds on one CPU
-core (``results/benchmarks/bench_baselines.md``), so a 100k-step cartpole run (about 9.5k updates)
-takes many hours on CPU and Dreamer is not in the CPU benchmark; ``imagine_starts`` (default 0: all of them, as the paper) imagines from a random
-subset of the posterior states when CPU time forces it.
+core, so on CPU ``imagine_starts`` (default 0: all of them, as the paper) imagines from a random subset
+of the posterior states (the benchmarks' and the reference study's preset: 256; timings in
+``results/benchmarks/``).
 """
 from __future__ import annotations
 
