@@ -21,3 +21,9 @@ def test_a_tag_is_one_path_component(tmp_path):
     proc = _run("--out", str(tmp_path), "--set", "ml.beta_ml_end=0.1", "--tag", "a/b")
     assert proc.returncode == 2 and "--tag takes letters" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_threads_must_be_positive(tmp_path):
+    proc = _run("--out", str(tmp_path), "--threads", "0")
+    assert proc.returncode == 2 and "--threads takes a positive number" in proc.stderr
+    assert not any(tmp_path.iterdir())

@@ -8,10 +8,12 @@ same step count (full-state anchors for ``-full`` tasks; their step convention i
 ``source`` column).
 
 Usage: ``python3 tests/benchmarks/bench_model_based.py [--steps 100000] [--jobs 2]
-[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2] [--set KEY=VALUE ... --tag TAG]``.
+[--out /tmp/bench_mb] [--only AGENT@TASK ...] [--seeds 0 1 2] [--threads N] [--set KEY=VALUE ... --tag TAG]``.
 ``--only`` runs the named entries instead of the grid (the grid's seeds where it has them); ``--set``
 overrides every job's config (after the CPU presets) and ``--tag`` names those runs ``AGENT.TAG``, so
-they never share a directory with default runs; finished runs are reused when started again.
+they never share a directory with default runs; finished runs are reused when started again. ``--threads``
+sets each run's torch threads (the run setting ``threads``, recorded in its config; as the reference study,
+not part of the run's name): a finished run of another thread count is refused, never overwritten.
 """
 from __future__ import annotations
 
@@ -61,9 +63,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="*", default=None, help="override every entry's seeds")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every job")
     p.add_argument("--tag", default="", help="with --set: the runs are labelled AGENT.TAG")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     args = p.parse_args()
     if args.set and not args.tag:
         p.error("--set changes the runs: name them with --tag TAG (their directories become AGENT.TAG)")
+    if args.threads < 1:
+        p.error(f"--threads takes a positive number, got {args.threads}")
     if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
         p.error(f"--tag takes letters, digits, '-' and '_', got {args.tag!r}")
     grid = dict(GRID) if not args.only else {}
@@ -73,7 +78,7 @@ def main() -> None:
             p.error(f"--only takes AGENT@TASK entries, got {item!r}")
         grid[(agent, task)] = GRID.get((agent, task), [0, 1, 2])
     jobs = [{"agent": a, "label": f"{a}.{args.tag}" if args.tag else a, "task": t, "seed": s,
-             "steps": args.steps, "sets": SETS.get(a, []) + list(args.set)}
+             "steps": args.steps, "sets": SETS.get(a, []) + [f"threads={args.threads}"] * (args.threads != 1) + list(args.set)}
             for (a, t), seeds in grid.items() for s in (args.seeds if args.seeds is not None else seeds)]
     df = run_jobs(jobs, args.out, args.jobs)
     rows = []
@@ -85,7 +90,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     dump(table, args.out / "bench_model_based.json")
     print(header("bench_model_based"))
-    print(f"{args.steps} simulator steps; CPU presets: {SETS}" + (f"; --set {' '.join(args.set)} (tag {args.tag})" if args.set else ""))
+    print(f"{args.steps} simulator steps; {args.threads} torch thread(s) per run; CPU presets: {SETS}" + (f"; --set {' '.join(args.set)} (tag {args.tag})" if args.set else ""))
     print(table.round(4).to_string(index=False))
     print("\nper agent and task: final return mean +- sd over seeds, beside the published anchors")
     for (agent, task), g in table.groupby(["agent", "task"], sort=False):
