@@ -78,7 +78,7 @@ def main() -> None:
             p.error(f"--only takes AGENT@TASK entries, got {item!r}")
         grid[(agent, task)] = GRID.get((agent, task), [0, 1, 2])
     jobs = [{"agent": a, "label": f"{a}.{args.tag}" if args.tag else a, "task": t, "seed": s,
-             "steps": args.steps, "sets": SETS.get(a, []) + [f"threads={args.threads}"] * (args.threads != 1) + list(args.set)}
+             "steps": args.steps, "sets": SETS.get(a, []) + [f"threads={args.threads}", *args.set]}
             for (a, t), seeds in grid.items() for s in (args.seeds if args.seeds is not None else seeds)]
     df = run_jobs(jobs, args.out, args.jobs)
     rows = []
